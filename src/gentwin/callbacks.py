@@ -1,0 +1,75 @@
+"""Lightning callbacks: evaluation at each validation, and progress output."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
+
+from gentwin.evaluate import evaluate
+
+
+def tensorboard(trainer):
+    """The TensorBoard ``SummaryWriter`` of the trainer, or ``None``."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return logger.experiment
+    return None
+
+
+class Evaluator(L.Callback):
+    """Compares generated and held-out samples at each validation: ``val/<metric>`` and figures."""
+
+    def __init__(self, entries: dict, figures: bool = True):
+        self.entries, self.figures = entries, figures
+        self.last: dict[str, float] = {}
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        import matplotlib.pyplot as plt
+
+        metrics, figs, _ = evaluate(pl_module, trainer.datamodule, self.entries, figures=self.figures)
+        self.last = metrics
+        pl_module.log_dict({f"val/{k}": v for k, v in metrics.items()}, sync_dist=True)
+        writer = tensorboard(trainer)
+        for name, fig in figs.items():
+            if writer is not None and trainer.is_global_zero:
+                writer.add_figure(f"val/{name}", fig, global_step=trainer.global_step)
+            plt.close(fig)
+
+
+class LossBar(TQDMProgressBar):
+    """Lightning's progress bar, showing the latest step losses."""
+
+    def get_metrics(self, trainer, pl_module):
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        items.update({k: f"{v:.4g}" for k, v in getattr(pl_module, "_progress", {}).items()})
+        return items
+
+
+class LineProgress(L.Callback):
+    """Plain progress lines for logs and pipes (about 20 per run)."""
+
+    def __init__(self, monitor: str | None = None, lines: int = 20):
+        self.monitor, self.lines = monitor, lines
+
+    def on_train_start(self, trainer, pl_module):
+        self.t0 = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        e, total = trainer.current_epoch + 1, trainer.max_epochs
+        every = max(1, (total or 1) // self.lines)
+        if e % every and e != total:
+            return
+        parts = [f"epoch {e}/{total}", f"step {trainer.global_step}"]
+        parts += [f"{k} {v:.4g}" for k, v in getattr(pl_module, "_progress", {}).items()]
+        if self.monitor and self.monitor in trainer.callback_metrics:
+            parts.append(f"{self.monitor} {float(trainer.callback_metrics[self.monitor]):.4g}")
+        parts.append(f"{time.perf_counter() - self.t0:.1f}s")
+        print("  ".join(parts), file=sys.stdout, flush=True)

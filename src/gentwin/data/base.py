@@ -1,0 +1,200 @@
+"""The in-memory datamodule every domain builds on.
+
+A domain subclass implements ``build(rng) -> (x, c)`` (data-space numpy arrays) and, where it has
+them, ``properties`` and ``figures``. This base splits, fits the transform on the training split,
+and serves batches pre-sliced from in-memory tensors: one item per generator step holding
+``batches_per_step`` batches (the critic steps of a GAN), which keeps Lightning's per-step overhead
+near that of a plain PyTorch loop (see ``scripts/bench_overhead.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from gentwin.data.transforms import Identity
+from gentwin.errors import ConfigError
+
+
+class EpochBatches:
+    """Shuffled batches of in-memory tensors, grouped ``per_step`` to a training step.
+
+    Yields ``(x, c)`` with ``x`` of shape ``(per_step, B, *S)`` and ``c`` of ``(per_step, B, C)`` or
+    ``None``; the last incomplete group of an epoch is dropped. With ``world_size > 1`` every rank
+    takes a disjoint, equally long share of each epoch's permutation.
+    """
+
+    def __init__(self, x, c, batch_size: int, per_step: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.x, self.c = x, c
+        self.batch_size, self.per_step = batch_size, per_step
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.x) // self.world_size // (self.batch_size * self.per_step)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
+        perm = torch.randperm(len(self.x), generator=g)
+        share = len(self.x) // self.world_size
+        perm = perm[self.rank * share : (self.rank + 1) * share]
+        group = self.batch_size * self.per_step
+        for i in range(len(self)):
+            idx = perm[i * group : (i + 1) * group]
+            xb = self.x[idx].view(self.per_step, self.batch_size, *self.x.shape[1:])
+            cb = None if self.c is None else self.c[idx].view(self.per_step, self.batch_size, -1)
+            yield xb, cb
+
+
+class _Once:
+    """An iterable of exactly one batch (a list would read as several dataloaders)."""
+
+    def __init__(self, batch):
+        self.batch = batch
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self):
+        yield self.batch
+
+
+class ArrayDataModule(L.LightningDataModule):
+    """Base for in-memory datasets.
+
+    Contract used by models, metrics and commands:
+      * ``shape``: one sample's shape; ``cond_dim``: condition width (0 when unconditional);
+        ``cond_names``: names of the condition columns;
+      * ``transform``: an invertible ``nn.Module`` fitted on the training split (data -> model space);
+      * ``x_train, c_train, x_val, c_val``: tensors in model space (conditions as given);
+      * ``properties(x, c)`` and ``figures(...)`` for evaluation, in data space.
+
+    Args:
+        n: Number of samples to build (simulators) or ``None`` (files: all).
+        val_fraction: Held-out share, in (0, 1).
+        batch_size: Samples per batch.
+        transform: Transform module (``None`` = identity).
+        seed: Seed of the data generation and the split (independent of the training seed).
+        n_eval: Samples compared at each validation (``None`` = the whole held-out split).
+    """
+
+    def __init__(
+        self,
+        n: int | None = 10_000,
+        val_fraction: float = 0.25,
+        batch_size: int = 64,
+        transform: nn.Module | None = None,
+        seed: int = 0,
+        n_eval: int | None = None,
+    ):
+        super().__init__()
+        if n is not None and n < 2:
+            raise ConfigError(f"dataset.n must be >= 2, got {n}")
+        if not 0 < val_fraction < 1:
+            raise ConfigError(f"dataset.val_fraction must be in (0, 1), got {val_fraction}")
+        if batch_size < 1:
+            raise ConfigError(f"dataset.batch_size must be >= 1, got {batch_size}")
+        self.n, self.val_fraction, self.batch_size = n, val_fraction, batch_size
+        self.transform = transform if transform is not None else Identity()
+        self.seed, self.n_eval = seed, n_eval
+        self.batches_per_step = 1
+        self.cond_names: list[str] = []
+        self._built = False
+
+    # -- to implement -------------------------------------------------------------------------
+    def build(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        """Returns data-space samples ``x`` ``(N, *S)`` and conditions ``c`` ``(N, C)`` or ``None``."""
+        raise NotImplementedError
+
+    def properties(self, x: np.ndarray, c: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The key properties through which samples act downstream; default: each feature."""
+        flat = x.reshape(len(x), -1)
+        return {f"x{i}": flat[:, i] for i in range(flat.shape[1])}
+
+    def figures(self, real: np.ndarray, fake: np.ndarray, c: np.ndarray | None) -> dict:
+        """Matplotlib figures comparing real and generated samples (data space)."""
+        return {}
+
+    def summary(self, real: dict[str, np.ndarray], fake: dict[str, np.ndarray]) -> str:
+        """Text printed at the end of a run: the statistics table for a few properties."""
+        if len(real) > 8:
+            return ""
+        from gentwin.metrics.moments import format_moment_table
+
+        return format_moment_table(real, fake)
+
+    def conditions(self, c: np.ndarray | None) -> dict[str, np.ndarray] | None:
+        """Named condition columns (profile variables for conditional metrics)."""
+        if c is None:
+            return None
+        return {name: c[:, i] for i, name in enumerate(self.cond_names)}
+
+    # -- provided ------------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self._built:
+            return
+        rng = np.random.default_rng(self.seed)
+        x, c = self.build(rng)
+        n = len(x)
+        n_val = max(1, int(round(n * self.val_fraction)))
+        if n - n_val < self.batch_size * self.batches_per_step:
+            raise ConfigError(
+                f"dataset.batch_size={self.batch_size} x {self.batches_per_step} batch(es) per step needs "
+                f"{self.batch_size * self.batches_per_step} training samples, the dataset has {n - n_val}"
+            )
+        perm = rng.permutation(n)
+        tr, va = perm[n_val:], perm[:n_val]
+        x_t = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
+        self.transform.fit(x_t[tr])
+        with torch.no_grad():
+            z = self.transform(x_t)
+        self.x_raw_val = x[va]
+        self.x_train, self.x_val = z[tr].contiguous(), z[va].contiguous()
+        if c is None:
+            self.c_train = self.c_val = None
+            self.c_raw_val = None
+        else:
+            c_t = torch.as_tensor(c, dtype=torch.float32)
+            self.c_train, self.c_val = c_t[tr].contiguous(), c_t[va].contiguous()
+            self.c_raw_val = c[va]
+        self.shape = tuple(x.shape[1:])
+        self.cond_dim = 0 if c is None else c.shape[1]
+        self._built = True
+
+    @property
+    def n_train(self) -> int:
+        return len(self.x_train)
+
+    def steps_per_epoch(self, world_size: int = 1) -> int:
+        return max(1, self.n_train // world_size // (self.batch_size * self.batches_per_step))
+
+    def train_dataloader(self):
+        trainer = getattr(self, "trainer", None)
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        return EpochBatches(self.x_train, self.c_train, self.batch_size, self.batches_per_step,
+                            self.seed, rank, world)
+
+    def val_dataloader(self):
+        # One item: the validation is a comparison of distributions, not a sum over batches.
+        return _Once((self.x_val, self.c_val))
+
+    def eval_slice(self) -> slice:
+        n = len(self.x_val) if self.n_eval is None else min(self.n_eval, len(self.x_val))
+        return slice(0, n)
+
+    def describe(self) -> str:
+        return (f"{type(self).__name__}: shape {self.shape}, cond_dim {self.cond_dim}, "
+                f"{self.n_train} train / {len(self.x_val)} held-out, "
+                f"{self.steps_per_epoch()} steps per epoch")
+
+
+def check_positive(name: str, value, allow_zero: bool = False) -> None:
+    """Raises ``ConfigError`` naming ``name`` unless ``value`` is > 0 (or >= 0)."""
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok or (isinstance(value, float) and math.isnan(value)):
+        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")

@@ -1,0 +1,13 @@
+"""The errors a user can cause, each mapped by ``cli`` to one message and its exit code."""
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the key and what is allowed (exit 2)."""
+
+
+class DataError(ValueError):
+    """A missing, malformed or inconsistent data file; the message names the file (exit 3)."""
+
+
+class Diverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept (exit 4)."""

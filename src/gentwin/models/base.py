@@ -1,0 +1,134 @@
+"""The thin base every family shares: data-space ``sample``, optimizer wiring, safe stepping.
+
+All families use manual optimization: one ``training_step`` per generator iteration over batches
+pre-sliced from memory, stepping the torch optimizers directly. This keeps Lightning within a few
+per cent of a plain PyTorch loop (``scripts/bench_overhead.py``). The price: mixed-precision
+plugins that wrap ``optimizer.step`` are not supported; fp32 and bf16 are.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch import nn
+
+from gentwin.data.transforms import Identity
+from gentwin.errors import Diverged
+
+
+class GenerativeModel(L.LightningModule):
+    """Base of the GAN, VAE and Flow modules.
+
+    Args:
+        shape: One sample's shape in data space (from the datamodule).
+        cond_dim: Condition width, 0 when unconditional (from the datamodule).
+        transform: Fitted data transform (data -> model space); saved in checkpoints.
+        optimizer: Partial ``params -> torch.optim.Optimizer`` (optimizer group).
+        lr_schedule: Partial ``optimizer -> lr_scheduler`` stepped once per epoch, or ``None``.
+        log_every_n_steps: Step-level scalars are logged every this many steps.
+    """
+
+    def __init__(self, *, shape, cond_dim: int = 0, transform: nn.Module | None = None,
+                 optimizer=None, lr_schedule=None, log_every_n_steps: int = 25):
+        super().__init__()
+        self.automatic_optimization = False
+        self.shape, self.cond_dim = tuple(shape), int(cond_dim)
+        self.transform = transform if transform is not None else Identity()
+        self.optimizer_factory = optimizer if optimizer is not None else torch.optim.Adam
+        self.lr_schedule_factory = lr_schedule
+        self.log_every_n_steps = log_every_n_steps
+        self.batches_per_step = 1
+        self.steps_per_epoch = 1
+        self.build_info: dict = {}
+
+    # -- the contract -------------------------------------------------------------------------
+    def generate(self, n: int, c: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` samples in model space, ``(n, *shape)``; ``c`` is ``(n, cond_dim)`` or ``None``."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, n: int, c: torch.Tensor | None = None, batch_size: int = 65_536) -> torch.Tensor:
+        """``n`` samples in data space, ``(n, *shape)``, generated in chunks of ``batch_size``."""
+        was_training = self.training
+        self.eval()
+        out = []
+        for i in range(0, n, batch_size):
+            m = min(batch_size, n - i)
+            ci = None if c is None else c[i : i + m].to(self.device)
+            out.append(self.transform.inverse(self.generate(m, ci)))
+        self.train(was_training)
+        return torch.cat(out) if out else torch.empty(0, *self.shape)
+
+    # -- wiring ---------------------------------------------------------------------------------
+    def param_groups(self) -> list[tuple[str, list[nn.Parameter], float | None]]:
+        """``(name, parameters, lr or None for the optimizer's own)`` per optimizer."""
+        return [("model", [p for n, p in self.named_parameters() if not n.startswith("transform.")], None)]
+
+    def configure_optimizers(self):
+        optimizers, schedulers = [], []
+        for _, params, lr in self.param_groups():
+            opt = self.optimizer_factory(params) if lr is None else self.optimizer_factory(params, lr=lr)
+            optimizers.append(opt)
+            if self.lr_schedule_factory is not None:
+                schedulers.append({"scheduler": self.lr_schedule_factory(opt), "interval": "epoch"})
+        return optimizers, schedulers
+
+    def on_train_start(self) -> None:
+        # Inner steps (a GAN's critic) use the torch optimizers directly: see the module docstring.
+        # The last step of a training step goes through Lightning's wrapper, which counts global_step
+        # (one per generator iteration) for logging, checkpoints and resuming.
+        raw, wrapped = self.optimizers(use_pl_optimizer=False), self.optimizers()
+        self._opts = raw if isinstance(raw, list) else [raw]
+        self._pl_opts = wrapped if isinstance(wrapped, list) else [wrapped]
+
+    def on_train_epoch_end(self) -> None:
+        schedulers = self.lr_schedulers()
+        for s in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
+            s.step()
+
+    def step(self, index: int, loss: torch.Tensor, name: str, last: bool = True) -> None:
+        """Backward and step optimizer ``index``, refusing a non-finite loss before it reaches the weights.
+
+        ``last`` marks the final update of a training step (it advances ``global_step``).
+        """
+        if not math.isfinite(loss.item()):
+            raise Diverged(
+                f"{name} became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                f"training stopped before the update, the last good checkpoint is kept"
+            )
+        opt = self._pl_opts[index] if last else self._opts[index]
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
+
+    def log_step(self, values: dict[str, torch.Tensor]) -> None:
+        """Logs ``train/<name>`` scalars every ``log_every_n_steps`` steps (and learning rates)."""
+        if self.global_step % self.log_every_n_steps:
+            return
+        logs = {f"train/{k}": float(v) for k, v in values.items()}
+        for (name, _, _), opt in zip(self.param_groups(), self._opts, strict=True):
+            logs[f"train/lr_{name}"] = opt.param_groups[0]["lr"]
+        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False)
+        self._progress = {k.split("/", 1)[1]: v for k, v in logs.items() if not k.startswith("train/lr")}
+
+    @property
+    def epoch_float(self) -> float:
+        """Fractional epoch of the current step (for loss-weight schedules)."""
+        return self.global_step / max(self.steps_per_epoch, 1)
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def validation_step(self, batch, batch_idx):
+        x, c = batch
+        if hasattr(self, "log_prob"):
+            with torch.no_grad():
+                nll = -self.log_prob(self.transform.inverse(x), c).mean()
+            self.log("val/nll", nll, prog_bar=False)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["gentwin"] = dict(self.build_info, shape=list(self.shape), cond_dim=self.cond_dim)
+
+    @staticmethod
+    def _cat(z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return z if c is None else torch.cat([z, c], dim=1)

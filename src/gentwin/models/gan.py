@@ -1,0 +1,60 @@
+"""One GAN module; ``gan``, ``lsgan``, ``wgan_gp`` and ``cramer_gan`` differ only in the loss."""
+
+from __future__ import annotations
+
+import torch
+
+from gentwin.models.base import GenerativeModel
+
+
+class GAN(GenerativeModel):
+    """Generator and critic trained adversarially, ``critic_steps`` critic updates per generator step.
+
+    Args:
+        generator: Partial ``(in_features, out_shape) -> nn.Module``, ``(B, L + C) -> (B, *shape)``.
+        critic: Partial ``(in_shape, cond_dim, out_features) -> nn.Module``, ``(x, c) -> (B, K)``.
+        loss: An adversarial loss from ``gentwin.losses.adversarial``.
+        latent_dim: Width of the Gaussian noise ``z``.
+        critic_steps: Critic updates per generator update (``n_critic``).
+        critic_lr: Learning rate of the critic; ``None`` uses the optimizer's.
+        **kwargs: ``GenerativeModel`` arguments.
+    """
+
+    def __init__(self, generator, critic, loss, latent_dim: int = 32, critic_steps: int = 1,
+                 critic_lr: float | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim, self.critic_steps, self.critic_lr = latent_dim, critic_steps, critic_lr
+        self.loss = loss
+        self.generator = generator(in_features=latent_dim + self.cond_dim, out_shape=self.shape)
+        self.critic = critic(in_shape=self.shape, cond_dim=self.cond_dim, out_features=loss.critic_out)
+        self.batches_per_step = critic_steps
+
+    def generate(self, n, c=None):
+        z = torch.randn(n, self.latent_dim, device=self.device)
+        return self.generator(self._cat(z, c))
+
+    def critic_fn(self, x, c):
+        out = self.critic(x, c)
+        return out.squeeze(1) if out.shape[-1] == 1 else out
+
+    def param_groups(self):
+        return [("generator", list(self.generator.parameters()), None),
+                ("critic", list(self.critic.parameters()), self.critic_lr)]
+
+    def training_step(self, batch, batch_idx):
+        xs, cs = batch
+        n = xs.shape[1]
+        self.critic.requires_grad_(True)
+        for i in range(self.critic_steps):
+            x, c = xs[i], None if cs is None else cs[i]
+            with torch.no_grad():
+                fakes = [self.generate(n, c) for _ in range(self.loss.n_fake)]
+            loss_d, logs = self.loss.critic_loss(self.critic_fn, x, fakes, c)
+            self.step(1, loss_d, "loss_d", last=False)
+        # The critic's gradients are not needed for the generator update.
+        self.critic.requires_grad_(False)
+        fakes = [self.generate(n, c) for _ in range(self.loss.n_fake)]
+        loss_g, _ = self.loss.generator_loss(self.critic_fn, x, fakes, c)
+        self.step(0, loss_g, "loss_g")
+        self.log_step({"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
+                       **{k: v.detach() for k, v in logs.items()}})

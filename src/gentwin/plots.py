@@ -1,0 +1,56 @@
+"""Figures for TensorBoard and reports (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+REAL, FAKE = "#1f77b4", "#d62728"
+
+
+def scatter_and_marginals(real: np.ndarray, fake: np.ndarray, title: str = "", max_points: int = 2000):
+    """Real vs generated 2-D points, with the histogram of each coordinate.
+
+    Args:
+        real, fake: ``(N, D)`` samples; the first two features are drawn.
+    """
+    real, fake = real.reshape(len(real), -1), fake.reshape(len(fake), -1)
+    d = real.shape[1]
+    fig, axes = plt.subplots(1, 1 + d, figsize=(4 * (1 + d), 3.6))
+    ax = axes[0]
+    if d >= 2:
+        ax.scatter(*real[:max_points, :2].T, s=3, alpha=0.5, c=REAL, label="real")
+        ax.scatter(*fake[:max_points, :2].T, s=3, alpha=0.5, c=FAKE, label="generated")
+        ax.set_xlabel("x0")
+        ax.set_ylabel("x1")
+    ax.legend(loc="best", markerscale=3)
+    ax.set_title(title)
+    for i in range(d):
+        ax = axes[1 + i]
+        lo = min(real[:, i].min(), fake[:, i].min())
+        hi = max(real[:, i].max(), fake[:, i].max())
+        bins = np.linspace(lo, hi if hi > lo else lo + 1, 50)
+        ax.hist(real[:, i], bins=bins, histtype="step", color=REAL, density=True, label="real")
+        ax.hist(fake[:, i], bins=bins, histtype="step", color=FAKE, density=True, label="generated")
+        ax.set_xlabel(f"x{i}")
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(images: np.ndarray, nrow: int = 8, title: str = "", cmap: str = "viridis"):
+    """A grid of single- or multi-channel images ``(N, H, W)`` or ``(N, C, H, W)``."""
+    if images.ndim == 4:
+        images = images[:, :3].transpose(0, 2, 3, 1) if images.shape[1] == 3 else images[:, 0]
+    n = min(len(images), nrow * nrow)
+    rows = int(np.ceil(n / nrow))
+    fig, axes = plt.subplots(rows, nrow, figsize=(1.2 * nrow, 1.2 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], cmap=cmap, aspect="auto")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

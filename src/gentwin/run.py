@@ -1,0 +1,170 @@
+"""One run: build the objects a config names, fit, evaluate, write the run folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from gentwin.config import validate
+from gentwin.errors import ConfigError, DataError
+
+
+def cores_owned() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def set_threads(threads: int | None) -> int:
+    """Sets torch's intra-op threads (default: the cores owned) and one inter-op thread."""
+    import torch
+
+    n = threads or cores_owned()
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process (tests, multirun in one process)
+        pass
+    return n
+
+
+def _quiet() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in (".*does not have many workers.*", ".*Checkpoint directory.*exists and is not empty.*",
+                    ".*GPU available but not used.*", ".*`isinstance.*LeafSpec.*",
+                    ".*is an invalid version and will not be supported.*", ".*The number of training batches.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def hparams(cfg: DictConfig, choices: dict) -> dict:
+    """Scalar hyperparameters for TensorBoard's HParams tab: the group choices and the flat values."""
+    out = {f"choice/{k}": str(v) for k, v in choices.items() if not k.startswith("hydra")}
+    for group in ("model", "dataset", "optimizer", "schedule"):
+        if group not in cfg:
+            continue
+        flat = OmegaConf.to_container(cfg[group], resolve=True)
+        stack = [(group, flat)]
+        while stack:
+            prefix, node = stack.pop()
+            for k, v in node.items():
+                if k in ("_target_", "_partial_"):
+                    continue
+                key = f"{prefix}.{k}"
+                if isinstance(v, dict):
+                    stack.append((key, v))
+                elif isinstance(v, bool | int | float | str):
+                    out[key] = v
+                elif isinstance(v, list):
+                    out[key] = str(v)
+    out["seed"] = cfg.seed
+    return out
+
+
+def build(cfg: DictConfig):
+    """Instantiates datamodule and model from ``cfg``; the data tells the model its shapes."""
+    from hydra.utils import instantiate
+
+    dm = instantiate(cfg.dataset)
+    dm.batches_per_step = cfg.model.get("critic_steps", 1)
+    try:
+        dm.setup()
+    except (ConfigError, DataError):
+        raise
+    except (OSError, ValueError) as e:  # readers name the file and line; keep their message
+        raise DataError(str(e)) from e
+    schedule = cfg.get("schedule") or {}
+    model = instantiate(
+        cfg.model,
+        shape=dm.shape,
+        cond_dim=dm.cond_dim,
+        transform=dm.transform,
+        optimizer=instantiate(cfg.optimizer),
+        lr_schedule=instantiate(schedule["lr"]) if schedule.get("lr") else None,
+    )
+    model.steps_per_epoch = dm.steps_per_epoch()
+    model.build_info = {
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "transform": OmegaConf.to_container(cfg.dataset.get("transform"), resolve=True)
+        if cfg.dataset.get("transform") else None,
+        "cond_names": list(dm.cond_names),
+        "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+    }
+    return dm, model
+
+
+def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> dict:
+    """Trains and evaluates the run ``cfg`` into ``out_dir``; returns the final metrics.
+
+    Raises:
+        ConfigError: an invalid value (before any work).
+        DataError: a missing or malformed data file.
+        Diverged: a loss became NaN/inf (the last good checkpoint stays).
+    """
+    validate(cfg)
+    out_dir = Path(out_dir)
+    import lightning as L
+    import torch
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from gentwin.callbacks import Evaluator, LineProgress, LossBar
+    from gentwin.evaluate import evaluate
+
+    _quiet()
+    threads = set_threads(cfg.get("threads"))
+    L.seed_everything(cfg.seed, verbose=False)
+    dm, model = build(cfg)
+
+    entries = {k: instantiate(v) for k, v in cfg.metric.entries.items()}
+    monitor = f"val/{cfg.metric.monitor}"
+    ckpt_dir = out_dir / "checkpoints"
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=cfg.metric.mode,
+                                 save_last=True, auto_insert_metric_name=False, enable_version_counter=False)
+    interactive = sys.stdout.isatty() and not os.environ.get("CI")
+    callbacks = [Evaluator(entries), checkpoint, LossBar() if interactive else LineProgress(monitor)]
+    logger = instantiate(cfg.logger, save_dir=str(out_dir))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(out_dir),
+                          enable_progress_bar=interactive, enable_model_summary=False)
+
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{dm.describe()}\n{type(model).__name__}: {n_params:,} parameters, {threads} thread(s)", flush=True)
+    ckpt_path = cfg.get("ckpt_path")
+    t0 = time.perf_counter()
+    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+    wall = time.perf_counter() - t0
+
+    best = checkpoint.best_model_path
+    if cfg.get("final_checkpoint", "best") == "best" and best and Path(best).exists():
+        state = torch.load(best, map_location=model.device, weights_only=False)["state_dict"]
+        model.load_state_dict(state)
+    metrics, figs, (fake, c) = evaluate(model, dm, entries, figures=True, seed=cfg.seed)
+    metrics.update(wall_time_s=wall, steps=int(trainer.global_step), epochs=int(trainer.current_epoch),
+                   train_steps_per_second=trainer.global_step / max(wall, 1e-9))
+
+    writer = logger.experiment
+    import matplotlib.pyplot as plt
+
+    for name, fig in figs.items():
+        writer.add_figure(f"final/{name}", fig, global_step=trainer.global_step)
+        plt.close(fig)
+    logger.log_hyperparams(hparams(cfg, choices or {}), metrics={f"final/{k}": v for k, v in metrics.items()})
+    logger.finalize("success")
+
+    np.savez_compressed(out_dir / "samples.npz", x=fake, **({} if c is None else {"c": c}))
+    summary = {"monitor": monitor, "best_checkpoint": best or None, "metrics": metrics}
+    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    text = dm.summary(dm._real_properties, dm.properties(fake, c))
+    if text:
+        print(text)
+    return metrics

@@ -1,0 +1,63 @@
+"""Loss-weight schedules: plain callables ``epoch -> value``.
+
+``epoch`` is fractional (``global_step / steps_per_epoch``) so that a schedule reads in the units
+the reports use ("beta from 10 to 100 over 1000 epochs") and still moves every step.
+Learning-rate schedules are torch's own ``lr_scheduler`` classes, configured as partials in
+``configs/schedule/lr/``.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class Constant:
+    """``value`` at every epoch."""
+
+    def __init__(self, value: float = 1.0):
+        self.value = value
+
+    def __call__(self, epoch: float) -> float:
+        return self.value
+
+
+class LinearWarmup:
+    """Linear ramp from ``start`` to ``end`` over ``epochs``, then ``end`` (Bowman et al., 2016)."""
+
+    def __init__(self, start: float = 0.0, end: float = 1.0, epochs: float = 10.0):
+        if epochs <= 0:
+            raise ValueError(f"epochs must be > 0, got {epochs}")
+        self.start, self.end, self.epochs = start, end, epochs
+
+    def __call__(self, epoch: float) -> float:
+        t = min(max(epoch / self.epochs, 0.0), 1.0)
+        return self.start + t * (self.end - self.start)
+
+
+class Cyclical:
+    """Cyclical annealing (Fu et al., 2019), as used for the leaf beta-VAE (seed 000 §4.3).
+
+    Each cycle of ``period`` epochs ramps linearly from ``low`` to ``high`` during the first
+    ``ratio`` of the cycle, holds ``high``, then restarts at ``low``. With ``cycles`` set, the value
+    is ``final`` after that many cycles (seed 000: from 10 to 100 over 1000 epochs, then 0).
+    """
+
+    def __init__(
+        self,
+        low: float = 0.0,
+        high: float = 1.0,
+        period: float = 10.0,
+        ratio: float = 0.5,
+        cycles: int | None = None,
+        final: float | None = None,
+    ):
+        if period <= 0 or not 0 < ratio <= 1:
+            raise ValueError(f"need period > 0 and 0 < ratio <= 1, got period={period}, ratio={ratio}")
+        self.low, self.high, self.period, self.ratio = low, high, period, ratio
+        self.cycles, self.final = cycles, final
+
+    def __call__(self, epoch: float) -> float:
+        if self.cycles is not None and epoch >= self.cycles * self.period:
+            return self.high if self.final is None else self.final
+        t = math.fmod(max(epoch, 0.0), self.period) / (self.period * self.ratio)
+        return self.low + min(t, 1.0) * (self.high - self.low)

@@ -1,0 +1,76 @@
+"""Adversarial and VAE losses against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gentwin.losses.adversarial import BCE, Cramer, LeastSquares, WassersteinGP, gradient_penalty
+from gentwin.losses.vae import gaussian_kl, reconstruction_nll
+
+
+def test_gradient_penalty_of_linear_critic_is_hand_computed():
+    # f(x) = w.x has gradient w everywhere: penalty (|w| - 1)^2 = (5 - 1)^2 = 16 for w = (3, 4).
+    w = torch.tensor([3.0, 4.0])
+    x = torch.randn(64, 2)
+    assert gradient_penalty(lambda x: x @ w, x).item() == pytest.approx(16.0)
+    assert gradient_penalty(lambda x: x @ w, x, center=0.0).item() == pytest.approx(25.0)
+
+
+def test_gradient_penalty_is_shape_agnostic_and_differentiable():
+    # f(x) = a * sum(x^2) on images: grad = 2 a x, |grad| = 2 |a| |x|.
+    a = torch.tensor(0.5, requires_grad=True)
+    x = torch.ones(3, 1, 2, 2)  # |x| = 2 per sample
+    gp = gradient_penalty(lambda x: a * (x**2).flatten(1).sum(1), x)
+    assert gp.item() == pytest.approx((2 * 0.5 * 2 - 1) ** 2)
+    gp.backward()
+    # d/da (4a - 1)^2 = 8 (4a - 1) = 8
+    assert a.grad.item() == pytest.approx(8.0)
+
+
+def const_critic(value_real, value_fake):
+    return lambda x, c: torch.where(x[:, :1] > 0, value_real, value_fake).squeeze(1)
+
+
+def test_wasserstein_and_least_squares_losses_on_constant_critic():
+    real, fake = torch.ones(4, 2), -torch.ones(4, 2)
+    critic = const_critic(torch.tensor(2.0), torch.tensor(-1.0))
+    loss, logs = WassersteinGP(gp_weight=0.0).critic_loss(critic, real, [fake], None)
+    assert loss.item() == pytest.approx(-1.0 - 2.0)
+    assert logs["d_real"].item() == 2.0 and logs["d_fake"].item() == -1.0
+    assert WassersteinGP().generator_loss(critic, real, [fake], None)[0].item() == pytest.approx(1.0)
+    # seed 004 eq. 3.23-3.24: (2 - 1)^2 + (-1)^2 = 2; generator (-1 - 1)^2 = 4
+    assert LeastSquares().critic_loss(critic, real, [fake], None)[0].item() == pytest.approx(2.0)
+    assert LeastSquares().generator_loss(critic, real, [fake], None)[0].item() == pytest.approx(4.0)
+
+
+def test_bce_losses_on_zero_logits_are_log2():
+    critic = lambda x, c: torch.zeros(len(x))
+    real = torch.randn(5, 3)
+    loss_d, logs = BCE().critic_loss(critic, real, [real], None)
+    assert loss_d.item() == pytest.approx(2 * math.log(2))
+    assert logs["d_real"].item() == pytest.approx(0.5)
+    assert BCE().generator_loss(critic, real, [real], None)[0].item() == pytest.approx(math.log(2))
+
+
+def test_cramer_generator_loss_is_energy_distance_of_critic_features():
+    # Identity features h(x) = x on point masses: real at 0, both fakes at d -> L_g = d + d - 0.
+    critic = lambda x, c: x
+    real, fake = torch.zeros(3, 2), torch.full((3, 2), 3.0)
+    loss, _ = Cramer(gp_weight=0.0, critic_out=2).generator_loss(critic, real, [fake, fake], None)
+    assert loss.item() == pytest.approx(2 * math.hypot(3, 3))
+    loss_d, _ = Cramer(gp_weight=0.0, critic_out=2).critic_loss(critic, real, [fake, fake], None)
+    # f(x) = |x - x'_g| - |x|: f(real) = |d|, f(fake) = 0 - |d| -> -(|d| + |d|)
+    assert loss_d.item() == pytest.approx(-2 * math.hypot(3, 3))
+
+
+def test_gaussian_kl_and_reconstruction():
+    mean, log_var = torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, math.log(4.0)]])
+    # KL(N(1, 4) || N(0, 1)) = 0.5 (4 + 1 - 1 - log 4); first dim contributes 0
+    assert gaussian_kl(mean, log_var).item() == pytest.approx(0.5 * (4 + 1 - 1 - math.log(4)))
+    x = torch.zeros(1, 2)
+    assert reconstruction_nll(x, x).item() == pytest.approx(math.log(2 * math.pi))
+    assert reconstruction_nll(torch.zeros(1, 2), torch.ones(1, 2), kind="bce").item() == \
+        pytest.approx(2 * math.log(2))

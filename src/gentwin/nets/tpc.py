@@ -1,0 +1,106 @@
+"""Networks of the baseline TPC WGAN-GP: the generator's output activation and the convolutional critic.
+
+Reference: A. Maevskiy, F. Ratnikov, A. Zinchenko, V. Riabov, Eur. Phys. J. C 81, 599 (2021), and
+its code TPC-FastSim (``models/configs/baseline_fc_8x16_kinked.yaml``, ``models/nn.py``); seed 003,
+eq. (1) and section 4.3.3. The generator itself is a plain MLP [32, 64, 64, 64, 128] with ELU to
+8 * 16 outputs followed by :class:`CustomActivation`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def tpc_output_activation(
+    x: torch.Tensor, delta: float = 0.01, alpha: float = 0.1, T: float = math.log10(2.0)
+) -> torch.Tensor:
+    """Output activation of the baseline generator, seed 003 eq. (1).
+
+    f(x) = alpha T exp(x)                      for x < 0,
+           T (alpha + (1 - alpha) x / delta)   for 0 <= x <= delta,
+           T - delta + x                       for x > delta.
+
+    Continuous (alpha T at 0, T at delta); with the log10(1 + A) scaling, T = log10(2) is an
+    amplitude of 1, so the steep middle piece lets the generator jump from below to above the
+    zero-suppression threshold, and outputs stay positive.
+
+    Args:
+        x: any shape.
+        delta: width of the steep piece.
+        alpha: value at 0 as a fraction of T.
+        T: threshold, in model (log10(1 + A)) space.
+    """
+    low = alpha * T * torch.exp(torch.clamp(x, max=0.0))  # clamp: no inf (and NaN gradient) from x > 0
+    mid = T * (alpha + (1.0 - alpha) * x / delta)
+    high = T - delta + x
+    return torch.where(x < 0, low, torch.where(x <= delta, mid, high))
+
+
+class CustomActivation(nn.Module):
+    """:func:`tpc_output_activation` as a module (seed 003 eq. (1))."""
+
+    def __init__(self, delta: float = 0.01, alpha: float = 0.1, T: float = math.log10(2.0)):
+        super().__init__()
+        self.delta, self.alpha, self.T = delta, alpha, T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return tpc_output_activation(x, self.delta, self.alpha, self.T)
+
+    def extra_repr(self) -> str:
+        return f"delta={self.delta}, alpha={self.alpha}, T={self.T:.6g}"
+
+
+class TPCCritic(nn.Module):
+    """Convolutional critic of the baseline: conditions tiled as image channels, score per sample.
+
+    The condition vector is tiled over the image as ``cond_dim`` extra channels; six convolutions
+    (filters 16, 16, 32, 32, 64, 64; kernels 3, 3, 3, 3, 3, 2; 'same' for the first four, 'valid'
+    for the last two; ELU and dropout after each; max-pooling (1, 2) after the second and 2 after the
+    fourth) take an 8 x 16 image to 64 features; these, concatenated with the conditions, go through
+    a dense layer of 128 (ELU) to one score. With ``cond_dim=5`` that is 61,121 parameters
+    (52,032 convolutional + 9,089 dense), as TPC-FastSim's ``discriminator``.
+
+    Args:
+        cond_dim: size of the condition vector.
+        image_shape: (pads, time buckets).
+        dropout: dropout rate after each convolution (0.02 in the baseline).
+    """
+
+    def __init__(self, cond_dim: int, image_shape: tuple[int, int] = (8, 16), dropout: float = 0.02):
+        super().__init__()
+        self.cond_dim = int(cond_dim)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        filters = (16, 16, 32, 32, 64, 64)
+        kernels = (3, 3, 3, 3, 3, 2)
+        paddings = ("same", "same", "same", "same", "valid", "valid")
+        poolings = (None, (1, 2), None, (2, 2), None, None)
+        layers: list[nn.Module] = []
+        channels = self.cond_dim + 1
+        for n_filters, kernel, padding, pool in zip(filters, kernels, paddings, poolings, strict=True):
+            layers += [nn.Conv2d(channels, n_filters, kernel, padding=padding), nn.ELU(), nn.Dropout(dropout)]
+            if pool is not None:
+                layers.append(nn.MaxPool2d(pool))
+            channels = n_filters
+        layers.append(nn.Flatten())
+        self.conv = nn.Sequential(*layers)
+        with torch.no_grad():
+            n_conv = self.conv(torch.zeros(1, self.cond_dim + 1, *self.image_shape)).shape[1]
+        self.head = nn.Sequential(nn.Linear(n_conv + self.cond_dim, 128), nn.ELU(), nn.Linear(128, 1))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Critic scores.
+
+        Args:
+            x: images in model space, (B, P, T), (B, 1, P, T) or flat (B, P * T).
+            c: conditions, (B, cond_dim).
+
+        Returns:
+            (B,) scores.
+        """
+        x = x.reshape(len(x), 1, *self.image_shape)
+        tiled = c[:, :, None, None].expand(-1, -1, *self.image_shape)
+        h = self.conv(torch.cat([tiled, x], dim=1))
+        return self.head(torch.cat([h, c], dim=1)).squeeze(1)

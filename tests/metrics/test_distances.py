@@ -1,0 +1,258 @@
+import numpy as np
+import pytest
+import torch
+
+from gentwin.metrics.distances import (
+    classifier,
+    classifier_auc,
+    energy_distance,
+    fpd_kpd,
+    frechet_distance,
+    frechet_from_samples,
+    kernel_distance,
+    ks_marginals,
+    ks_statistic,
+    mmd2_unbiased,
+    multivariate,
+    roc_auc,
+    sliced_w1,
+    w1_marginals,
+    wasserstein1,
+)
+
+
+@pytest.fixture
+def one_thread():
+    # The classifier's tiny ops lose 10x to thread hand-offs on a busy 2-core CI box; results do not depend on it.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def cdf_integral(a, b, power):
+    """Reference integral of |F_a - F_b|^power over the pooled sample, by a plain loop."""
+    t = sorted(set(a) | set(b))
+    total = 0.0
+    for lo, hi in zip(t[:-1], t[1:], strict=True):
+        fa = sum(v <= lo for v in a) / len(a)
+        fb = sum(v <= lo for v in b) / len(b)
+        total += abs(fa - fb) ** power * (hi - lo)
+    return total
+
+
+# --- 1-D: Wasserstein-1 and Kolmogorov-Smirnov ---------------------------------------------------
+
+
+def test_w1_by_hand():
+    # |F - G| = 1/3, 1/6, 1/6, 1/3 on [0, .5), [.5, 1), [1, 2), [2, 3)
+    assert wasserstein1([0.0, 1.0, 3.0], [0.5, 2.0]) == pytest.approx(1 / 6 + 1 / 12 + 1 / 6 + 1 / 3, rel=1e-14)
+    assert wasserstein1([0.5, 2.0], [0.0, 1.0, 3.0]) == pytest.approx(0.75, rel=1e-14)
+    assert wasserstein1([0.0, 1.0, 2.0], [1.0, 2.0, 3.0]) == pytest.approx(1.0, rel=1e-14)
+
+
+def test_w1_of_point_masses():
+    assert wasserstein1([0.0], [3.0]) == 3.0
+    assert wasserstein1([0.0, 0.0], [1.0, 3.0]) == 2.0
+    assert wasserstein1([2.0] * 5, [2.0] * 3) == 0.0
+
+
+def test_w1_matches_reference_integral_on_random_samples():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=13).tolist(), rng.normal(0.5, 2.0, size=8).tolist()
+    assert wasserstein1(a, b) == pytest.approx(cdf_integral(a, b, 1), rel=1e-12)
+
+
+def test_w1_of_shifted_gaussians_is_the_shift():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=20_000), rng.normal(0.7, 1.0, size=15_000)
+    assert wasserstein1(a, b) == pytest.approx(0.7, abs=0.03)
+
+
+def test_ks_by_hand():
+    # F_a - F_b at 1, 2, 2.5, 3, 4: 1/3, 2/3, 1/6, 1/2, 0
+    assert ks_statistic([1.0, 2.0, 3.0], [2.5, 4.0]) == pytest.approx(2 / 3, rel=1e-14)
+    assert ks_statistic([1.0, 2.0], [2.0, 3.0]) == 0.5  # tie at 2 counted in both CDFs
+    assert ks_statistic([0.0, 1.0], [5.0, 6.0, 7.0]) == 1.0
+    assert ks_statistic([3.0, 1.0, 2.0], [1.0, 2.0, 3.0]) == 0.0
+
+
+def test_non_finite_values_give_nan():
+    a, b = np.arange(5.0), np.array([1.0, np.nan, 2.0])
+    assert np.isnan(wasserstein1(a, b)) and np.isnan(ks_statistic(a, b)) and np.isnan(energy_distance(a, b))
+
+
+def test_marginal_entries():
+    real = {"x0": np.array([0.0, 4.0]), "x1": np.array([1.0, 1.0])}
+    fake = {"x0": np.array([2.0, 6.0, 2.0, 6.0]), "x1": np.array([3.0])}
+    assert w1_marginals(real, fake) == {"x0": 2.0, "x1": 2.0}
+    # x0 divided by its real std 2; x1 has std 0 and stays in data units
+    assert w1_marginals(real, fake, scale="std") == {"x0": 1.0, "x1": 2.0}
+    assert ks_marginals(real, fake) == {"x0": 0.5, "x1": 1.0}
+    with pytest.raises(ValueError):
+        w1_marginals(real, fake, scale="iqr")
+
+
+# --- multivariate: energy distance and sliced W1 -------------------------------------------------
+
+
+def test_energy_distance_1d_by_hand():
+    # 2 E|X-Y| - E|X-X'| - E|Y-Y'| = 2 * 7.5/6 - 12/9 - 3/4 = 5/12 = 2 * integral (F - G)^2
+    assert energy_distance([0.0, 1.0, 3.0], [0.5, 2.0]) == pytest.approx(5 / 12, rel=1e-14)
+
+
+def test_energy_distance_1d_equals_twice_the_squared_cdf_integral():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=17).tolist(), rng.exponential(size=11).tolist()
+    assert energy_distance(a, b) == pytest.approx(2 * cdf_integral(a, b, 2), rel=1e-12)
+
+
+def test_energy_distance_of_identical_samples_and_point_masses():
+    x = np.random.default_rng(3).normal(size=(300, 3))
+    assert energy_distance(x, x.copy()) == pytest.approx(0.0, abs=1e-12)
+    assert energy_distance([[0.0, 0.0]], [[3.0, 4.0]]) == pytest.approx(10.0, rel=1e-14)
+
+
+def test_energy_distance_subsamples_deterministically():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(500, 2)), rng.normal(1.0, 1.0, size=(400, 2))
+    full = energy_distance(x, y)
+    sub = energy_distance(x, y, max_samples=200, seed=7)
+    assert sub == energy_distance(x, y, max_samples=200, seed=7)
+    assert sub != energy_distance(x, y, max_samples=200, seed=8)
+    assert sub == pytest.approx(full, rel=0.2)
+
+
+def test_sliced_w1_in_1d_is_w1():
+    a, b = [0.0, 1.0, 3.0], [0.5, 2.0]
+    assert sliced_w1(a, b, n_projections=5) == pytest.approx(0.75, rel=1e-14)
+
+
+def test_sliced_w1_of_a_translated_sample():
+    # the projected translate has W1 = |theta . s| exactly; over uniform directions in 2-D, E|cos| = 2/pi
+    x = np.random.default_rng(5).normal(size=(200, 2))
+    shift = np.array([3.0, 4.0])
+    assert sliced_w1(x, x + shift, n_projections=4000) == pytest.approx(5.0 * 2 / np.pi, rel=0.02)
+
+
+def test_multivariate_entry():
+    rng = np.random.default_rng(6)
+    real = {"x0": rng.normal(size=300), "x1": rng.normal(size=300)}
+    assert multivariate(real, real) == {"energy": pytest.approx(0.0, abs=1e-12), "sliced_w1": 0.0}
+    fake = {"x0": real["x0"] + 1.0, "x1": real["x1"]}
+    out = multivariate(real, fake)
+    assert out["sliced_w1"] > 0.3 and out["energy"] > 0.3
+    # standardized by the real std: a change of units does not change the values
+    rescale = lambda d: {"x0": d["x0"], "x1": 1000.0 * d["x1"]}
+    assert multivariate(rescale(real), rescale(fake)) == pytest.approx(out, rel=1e-9)
+
+
+# --- Frechet and kernel distances ----------------------------------------------------------------
+
+
+def test_frechet_diagonal_gaussians():
+    # ||mu1 - mu2||^2 + sum_d (s1_d - s2_d)^2 with stds s = (1, 2) and (2, 3)
+    d = frechet_distance(np.array([0.0, 1.0]), np.diag([1.0, 4.0]), np.array([1.0, 1.0]), np.diag([4.0, 9.0]))
+    assert d == pytest.approx(1.0 + 1.0 + 1.0, rel=1e-13)
+    assert frechet_distance(np.zeros(1), np.array([[4.0]]), np.ones(1), np.array([[1.0]])) == pytest.approx(2.0)
+
+
+def test_frechet_non_diagonal_against_slow_reference():
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=(4, 4)), rng.normal(size=(4, 4))
+    s1, s2 = a @ a.T + 0.1 * np.eye(4), b @ b.T + 0.1 * np.eye(4)
+    mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
+    # tr (S1 S2)^1/2 = sum of the square roots of the (real, positive) eigenvalues of S1 S2
+    tr_covmean = np.sum(np.sqrt(np.linalg.eigvals(s1 @ s2).real))
+    reference = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr_covmean
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(reference, rel=1e-10)
+    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_frechet_with_singular_covariance_is_stable():
+    s = np.array([[1.0, 1.0], [1.0, 1.0]])  # rank 1
+    d = frechet_distance(np.zeros(2), s, np.zeros(2), s)
+    assert np.isfinite(d) and d == pytest.approx(0.0, abs=1e-7)
+
+
+def test_frechet_from_samples_uses_unbiased_covariance():
+    # variances (ddof=1) 2 and 0, equal means: d = 2 + 0 - 0
+    assert frechet_from_samples([0.0, 2.0], [1.0, 1.0]) == pytest.approx(2.0, rel=1e-14)
+
+
+def test_mmd2_unbiased_by_hand():
+    # linear kernel k(a, b) = ab: off-diagonal XX 0, YY 2, mean XY (0 + 0 + 1 + 2) / 4
+    x, y = np.array([[0.0], [1.0]]), np.array([[1.0], [2.0]])
+    assert mmd2_unbiased(x, y, degree=1, gamma=1.0, coef0=0.0) == pytest.approx(0.0 + 2.0 - 1.5, rel=1e-14)
+
+
+def test_mmd2_unbiased_cubic_against_loops():
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
+    k = lambda a, b: (a @ b / 3 + 1.0) ** 3
+    xx = sum(k(x[i], x[j]) for i in range(5) for j in range(5) if i != j) / 20
+    yy = sum(k(y[i], y[j]) for i in range(4) for j in range(4) if i != j) / 12
+    xy = sum(k(x[i], y[j]) for i in range(5) for j in range(4)) / 20
+    assert mmd2_unbiased(x, y) == pytest.approx(xx + yy - 2 * xy, rel=1e-12)
+
+
+def test_kernel_distance_zero_for_identical_positive_for_shifted():
+    x = np.random.default_rng(9).normal(size=(2000, 3))
+    same, same_err = kernel_distance(x, x, n_subsets=10, subset_size=400)
+    shifted, shifted_err = kernel_distance(x, x + np.array([0.3, 0.0, 0.0]), n_subsets=10, subset_size=400)
+    assert abs(same) < 0.01 and same_err > 0
+    assert shifted > 0.05 and shifted > 2 * shifted_err
+    assert kernel_distance(x, x, n_subsets=3, subset_size=100, seed=1) == kernel_distance(
+        x, x, n_subsets=3, subset_size=100, seed=1
+    )
+
+
+def test_fpd_kpd_entry():
+    rng = np.random.default_rng(10)
+    real = {"x0": rng.normal(size=1000), "x1": rng.normal(size=1000)}
+    same = fpd_kpd(real, real, subset_size=300)
+    assert set(same) == {"fpd", "kpd", "kpd_err"}
+    assert same["fpd"] == pytest.approx(0.0, abs=1e-10) and abs(same["kpd"]) < 0.01
+    fake = {"x0": real["x0"] + 1.0, "x1": real["x1"]}
+    out = fpd_kpd(real, fake, subset_size=300)
+    assert out["fpd"] == pytest.approx(1.0 / np.var(real["x0"]), rel=1e-6) and out["kpd"] > 0.1
+    rescale = lambda d: {"x0": 1e-3 * d["x0"], "x1": 1e3 * d["x1"]}
+    assert fpd_kpd(rescale(real), rescale(fake), subset_size=300) == pytest.approx(out, rel=1e-6)
+
+
+# --- classifier two-sample test ------------------------------------------------------------------
+
+
+def test_roc_auc_by_hand_with_ties():
+    # pairs (pos, neg): 0.9 beats both, each 0.5 ties 0.5 (1/2) and beats 0.1 -> (2 + 1.5 + 1.5) / 6
+    assert roc_auc([0.9, 0.5, 0.5], [0.5, 0.1]) == pytest.approx(5 / 6, rel=1e-14)
+    assert roc_auc([2.0, 3.0], [0.0, 1.0]) == 1.0
+    assert roc_auc([0.0, 1.0], [2.0, 3.0]) == 0.0
+    assert roc_auc([1.0, 1.0, 1.0], [1.0, 1.0]) == 0.5
+
+
+def test_classifier_auc_near_half_for_the_same_distribution(one_thread):
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(2000, 2)), rng.normal(size=(1800, 2))  # held-out AUC std ~0.013
+    assert classifier_auc(x, y, seed=0) == pytest.approx(0.5, abs=0.05)
+
+
+def test_classifier_auc_high_for_separated_distributions(one_thread):
+    # a standard normal vs a ring of radius 3.5 around its centre: separable only non-linearly
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(800, 2))
+    phi, r = rng.uniform(0.0, 2 * np.pi, size=700), rng.normal(3.5, 0.1, size=700)
+    y = np.stack([r * np.cos(phi), r * np.sin(phi)], axis=1)
+    assert abs(x.mean(axis=0) - y.mean(axis=0)).max() < 0.2  # the means alone do not tell them apart
+    state = torch.get_rng_state()
+    assert classifier_auc(x, y, seed=0) > 0.95
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_classifier_entry(one_thread):
+    rng = np.random.default_rng(13)
+    real = {"x0": rng.normal(size=300)}
+    fake = {"x0": rng.normal(4.0, 1.0, size=300)}
+    out = classifier(real, fake, epochs=50)
+    assert list(out) == ["auc"] and out["auc"] > 0.95
+    assert np.isnan(classifier_auc(real["x0"], np.full(300, np.nan)))

@@ -1,0 +1,157 @@
+import pytest
+import torch
+from torch import nn
+
+from gentwin.nets.conv import (
+    ConvDecoder,
+    ConvEncoder,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    count_params,
+    seed001_vae_nets,
+)
+
+# Seed 001, Table 3.1: latent dimension -> "Total params" (Keras, batchnorm moving stats included).
+TABLE_3_1 = {2: 98_087, 4: 103_723, 8: 114_995, 16: 137_539, 32: 182_627}
+# Seed 001's layer sweep at latent 16, from the author's notebooks (the report prints no counts).
+LAYER_SWEEP = {2: 244_931, 3: 132_675, 4: 137_539}
+# Batchnorm running mean + variance of the decoder: 2 x (128 + 64 + 32 + 16) at 4 layers.
+BN_STATS = {2: 2 * (32 + 16), 3: 2 * (64 + 32 + 16), 4: 2 * (128 + 64 + 32 + 16)}
+
+SHAPES = [(1, 8, 8), (1, 28, 28), (2, 64, 64)]
+
+
+@pytest.mark.parametrize("latent_dim, expected", TABLE_3_1.items())
+def test_seed001_latent_sweep_counts(latent_dim, expected):
+    with torch.device("meta"):
+        enc, dec = seed001_vae_nets(latent_dim)
+    assert count_params(enc, dec, bn_stats=True) == expected
+    assert count_params(enc, dec) == expected - BN_STATS[4]  # Keras' "Trainable params"
+    assert enc.flat_features == 3 * 3 * 128
+
+
+def test_seed001_steps_and_layer_sweep():
+    def total(latent_dim, num_layers=4):
+        with torch.device("meta"):
+            return count_params(*seed001_vae_nets(latent_dim, num_layers), bn_stats=True)
+
+    # 2 x (1,152 + 1) for mean and log-variance + 512 for the decoder Linear, per latent dimension.
+    assert total(4) - total(2) == 5_636 and total(8) - total(4) == 11_272
+    for num_layers, expected in LAYER_SWEEP.items():
+        assert total(16, num_layers) == expected
+        with torch.device("meta"):
+            assert count_params(*seed001_vae_nets(16, num_layers)) == expected - BN_STATS[num_layers]
+
+
+def test_seed001_forward_matches_keras_layout():
+    enc, dec = seed001_vae_nets(8)
+    x = torch.rand(2, 3, 64, 64)
+    feats = enc.features(x)
+    assert feats.shape == (2, 128, 3, 3)  # 64 -> 32 -> 31/15 -> 14/7 -> 6/3, as in the notebook
+    mean, log_var = enc(x).chunk(2, dim=1)
+    assert mean.shape == log_var.shape == (2, 8)
+    assert dec(mean).shape == (2, 3, 64, 64)
+    assert dec.fc(mean).shape == (2, 512)
+    ups = [m.scale_factor for m in dec.blocks if isinstance(m, nn.Upsample)]
+    assert ups == [2.0, 2.0, 2.0]
+    assert [m.scale_factor for m in seed001_vae_nets(8, 2)[1].blocks if isinstance(m, nn.Upsample)] == [4.0, 2.0]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_conv_encoder_decoder_shapes(shape, depth):
+    torch.manual_seed(0)
+    filters = (8, 16, 32)[:depth]
+    enc = ConvEncoder(shape, out_features=6, cond_dim=3, filters=filters, batchnorm=True)
+    dec = ConvDecoder(5, shape, filters=filters[::-1], out_activation="sigmoid")
+    x, c = torch.rand(4, *shape), torch.rand(4, 3)
+    out = enc(x, c)
+    assert out.shape == (4, 6)
+    assert not torch.allclose(out, enc(x, c + 1.0))  # sees the condition
+    y = dec(torch.randn(4, 5))
+    assert y.shape == (4, *shape)
+    assert ((y > 0) & (y < 1)).all()
+    (out.sum() + y.sum()).backward()
+    assert all(p.grad is not None for p in [*enc.parameters(), *dec.parameters()])
+
+
+def test_conv_decoder_crops_non_power_of_two_sides():
+    dec = ConvDecoder(4, (1, 28, 28), filters=(32, 16, 8), upsample="bilinear", out_activation="tanh")
+    assert dec.start_shape == (32, 4, 4)  # ceil(28 / 8); 32x32 cropped to the centre 28x28
+    assert dec(torch.randn(2, 4)).shape == (2, 1, 28, 28)
+    rect = ConvDecoder(4, (3, 16, 24), filters=(8, 8))
+    assert rect(torch.randn(2, 4)).shape == (2, 3, 16, 24)
+
+
+def test_conv_encoder_defaults_and_errors():
+    enc = ConvEncoder((3, 64, 64), out_features=32)  # 16-32-64-128, 3x3 same: 4x4x128 features
+    assert enc.flat_features == 2048
+    assert count_params(enc) == 97_440 + 2048 * 32 + 32
+    with pytest.raises(ValueError, match="too small"):
+        ConvEncoder((1, 8, 8), 2, filters=(8, 8, 8, 8))
+    with pytest.raises(ValueError, match="paddings"):
+        ConvEncoder((1, 8, 8), 2, filters=(8, 8), padding=("same",))
+    with pytest.raises(ValueError, match="upsample"):
+        ConvDecoder(2, (1, 8, 8), upsample="cubic")
+
+
+def test_even_kernel_same_padding_pads_right_like_keras():
+    enc = ConvEncoder((1, 5, 5), 1, filters=(1,), kernel_size=2, pool=1, activation="identity")
+    conv = enc.features[0][1]
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.bias.zero_()
+    x = torch.zeros(1, 1, 5, 5)
+    x[0, 0, -1, -1] = 1.0
+    y = enc.features(x)
+    assert y.shape == (1, 1, 5, 5)
+    assert y[0, 0, -1, -1] == 1.0 and y[0, 0, -2, -2] == 1.0 and y.sum() == 4.0
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("num_layers", [2, 3, 5])
+def test_dcgan_shapes(shape, num_layers):
+    torch.manual_seed(0)
+    gen = DCGANGenerator(10, shape, base_filters=8, num_layers=num_layers)
+    disc = DCGANDiscriminator(shape, base_filters=8, num_layers=num_layers)
+    x = gen(torch.randn(3, 10))
+    assert x.shape == (3, *shape)
+    assert x.abs().max() <= 1.0  # tanh
+    logits = disc(x)
+    assert logits.shape == (3, 1)
+    assert DCGANDiscriminator(shape, out_features=4, base_filters=8, num_layers=num_layers)(x).shape == (3, 4)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in gen.parameters())
+
+
+def test_dcgan_radford_64x64_layout():
+    gen = DCGANGenerator(100, (3, 64, 64))  # 100 -> 512@4 -> 256@8 -> 128@16 -> 64@32 -> 3@64
+    disc = DCGANDiscriminator((3, 64, 64))
+    convs_g = [m for m in gen.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [m.out_channels for m in convs_g] == [512, 256, 128, 64, 3]
+    assert [m.stride for m in convs_g] == [(1, 1)] + [(2, 2)] * 4
+    # PyTorch's DCGAN example (ngf = ndf = 64, nc = 3, nz = 100).
+    assert count_params(gen) == 3_576_704
+    assert count_params(disc) == 2_765_568
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in disc.modules()) == 3  # not after the first conv
+    assert not any(isinstance(m, nn.Sigmoid) for m in disc.modules())  # logits
+
+
+def test_dcgan_seed000_eight_layers():
+    gen = DCGANGenerator(50, (2, 64, 64), base_filters=32, num_layers=8)  # meta's normal_ loads slower
+    disc = DCGANDiscriminator((2, 64, 64), base_filters=16, num_layers=8)
+    convs = lambda m: [c for c in m.modules() if isinstance(c, nn.Conv2d | nn.ConvTranspose2d)]
+    assert len(convs(gen)) == len(convs(disc)) == 8
+    assert count_params(gen) == 46_375_872  # seed 000 §4.1, exactly
+    assert count_params(disc) == 11_227_584 - 24_576  # seed 000 reports 11,227,584
+    small_g = DCGANGenerator(8, (2, 64, 64), base_filters=2, num_layers=8)
+    small_d = DCGANDiscriminator((2, 64, 64), base_filters=2, num_layers=8)
+    x = small_g(torch.randn(2, 8))
+    assert x.shape == (2, 2, 64, 64) and small_d(x).shape == (2, 1)
+
+
+def test_dcgan_errors():
+    with pytest.raises(ValueError, match="unconditional"):
+        DCGANDiscriminator((1, 8, 8), cond_dim=2)
+    with pytest.raises(ValueError, match="num_layers"):
+        DCGANGenerator(4, (1, 8, 8), num_layers=0)

@@ -129,10 +129,14 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     entries = {k: instantiate(v) for k, v in cfg.metric.entries.items()}
     monitor = f"val/{cfg.metric.monitor}"
     ckpt_dir = out_dir / "checkpoints"
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=cfg.metric.mode,
-                                 save_last=True, auto_insert_metric_name=False, enable_version_counter=False)
+    common = dict(dirpath=ckpt_dir, auto_insert_metric_name=False, enable_version_counter=False,
+                  save_on_train_epoch_end=False)
+    checkpoint = ModelCheckpoint(filename="best", monitor=monitor, mode=cfg.metric.mode, **common)
+    # Lightning 2.6 writes save_last only when a best checkpoint was written at that step: a
+    # monitor-free callback writes last.ckpt after every validation instead.
+    last = ModelCheckpoint(filename="last", monitor=None, save_top_k=1, **common)
     interactive = sys.stdout.isatty() and not os.environ.get("CI")
-    callbacks = [Evaluator(entries), checkpoint, LossBar() if interactive else LineProgress(monitor)]
+    callbacks = [Evaluator(entries), checkpoint, last, LossBar() if interactive else LineProgress(monitor)]
     logger = instantiate(cfg.logger, save_dir=str(out_dir))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(out_dir),
                           enable_progress_bar=interactive, enable_model_summary=False)

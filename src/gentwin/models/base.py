@@ -27,18 +27,16 @@ class GenerativeModel(L.LightningModule):
         transform: Fitted data transform (data -> model space); saved in checkpoints.
         optimizer: Partial ``params -> torch.optim.Optimizer`` (optimizer group).
         lr_schedule: Partial ``optimizer -> lr_scheduler`` stepped once per epoch, or ``None``.
-        log_every_n_steps: Step-level scalars are logged every this many steps.
     """
 
     def __init__(self, *, shape, cond_dim: int = 0, transform: nn.Module | None = None,
-                 optimizer=None, lr_schedule=None, log_every_n_steps: int = 25):
+                 optimizer=None, lr_schedule=None):
         super().__init__()
         self.automatic_optimization = False
         self.shape, self.cond_dim = tuple(shape), int(cond_dim)
         self.transform = transform if transform is not None else Identity()
         self.optimizer_factory = optimizer if optimizer is not None else torch.optim.Adam
         self.lr_schedule_factory = lr_schedule
-        self.log_every_n_steps = log_every_n_steps
         self.batches_per_step = 1
         self.steps_per_epoch = 1
         self.build_info: dict = {}
@@ -104,13 +102,20 @@ class GenerativeModel(L.LightningModule):
         opt.step()
 
     def log_step(self, values: dict[str, torch.Tensor]) -> None:
-        """Logs ``train/<name>`` scalars every ``log_every_n_steps`` steps (and learning rates)."""
-        if self.global_step % self.log_every_n_steps:
+        """Writes ``train/<name>`` scalars and learning rates every ``trainer.log_every_n_steps`` steps.
+
+        Straight to the loggers: ``self.log`` per step costs more than a small model's step.
+        """
+        every = self.trainer.log_every_n_steps if self._trainer is not None else 1
+        step = self.global_step - 1  # the generator update of this step has already counted
+        if step % every:
             return
         logs = {f"train/{k}": float(v) for k, v in values.items()}
         for (name, _, _), opt in zip(self.param_groups(), self._opts, strict=True):
             logs[f"train/lr_{name}"] = opt.param_groups[0]["lr"]
-        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False)
+        if self.trainer.is_global_zero:
+            for logger in self.loggers:
+                logger.log_metrics(logs, step=step)
         self._progress = {k.split("/", 1)[1]: v for k, v in logs.items() if not k.startswith("train/lr")}
 
     @property

@@ -1,0 +1,275 @@
+"""Leaves: simulator, half-leaves, rasteriser, post-processing, properties, GeoJSON/WKT, metric."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import LineString, Polygon, box
+
+from gentwin.data.leaves import (
+    LEAF_PROPERTIES,
+    Leaf,
+    half_leaves,
+    image_properties,
+    leaf_properties,
+    pixel_size,
+    postprocess,
+    rasterize,
+    read_geometry,
+    simulate_leaves,
+    to_geojson,
+    to_wkt,
+)
+from gentwin.metrics.properties import leaf_property_metric
+
+
+@pytest.fixture(scope="module")
+def leaves():
+    return simulate_leaves(20, np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def halves(leaves):
+    return half_leaves(leaves)
+
+
+@pytest.fixture(scope="module")
+def images(halves):
+    return rasterize(halves, size=64)
+
+
+def _square_leaf() -> Leaf:
+    """A 4 x 6 cm rectangle with one 1 x 1 cm hole, a main vein and one secondary vein."""
+    return Leaf(
+        outline=box(0.0, 0.0, 4.0, 6.0),
+        main_vein=LineString([(0.0, 0.0), (0.0, 5.5)]),
+        veins=(LineString([(0.0, 1.0), (3.0, 4.0)]),),
+        holes=(box(2.5, 0.5, 3.5, 1.5),),
+    )
+
+
+def test_simulated_leaves_are_valid_and_deterministic(leaves):
+    again = simulate_leaves(20, np.random.default_rng(0))
+    assert all(a.outline.equals_exact(b.outline, 0.0) for a, b in zip(leaves, again, strict=True))
+    for leaf in leaves:
+        assert leaf.outline.is_valid and leaf.tissue.is_valid and not leaf.outline.interiors
+        assert len(leaf.veins) >= 2 and leaf.main_vein is not None
+        grown = leaf.outline.buffer(1e-9)
+        assert all(grown.contains(v) for v in leaf.all_veins)
+        for i, h in enumerate(leaf.holes):
+            assert h.is_valid and leaf.outline.contains(h)
+            assert all(h.distance(g) > 0.4 for g in leaf.holes[i + 1 :])
+            # veins are cut by the holes they cross
+            assert all(h.intersection(v).length < 1e-9 for v in leaf.all_veins)
+
+
+def test_simulator_follows_its_parameters():
+    rng = np.random.default_rng(1)
+    short = simulate_leaves(20, rng, length=(6.0, 0.2), width=(5.0, 0.2), holes=0.0, branch_prob=0.0)
+    long = simulate_leaves(20, rng, length=(8.5, 0.2), width=(7.5, 0.2), holes=2.0)
+    h_short = np.array([leaf.outline.bounds[3] for leaf in short])
+    h_long = np.array([leaf.outline.bounds[3] for leaf in long])
+    assert abs(h_short.mean() - 6.0) < 0.15 and abs(h_long.mean() - 8.5) < 0.15
+    w_long = np.array([leaf.outline.bounds[2] - leaf.outline.bounds[0] for leaf in long])
+    assert 6.5 < w_long.mean() < 8.5  # width = 7.5 times the random margin modulation
+    assert sum(len(leaf.holes) for leaf in short) == 0
+    n_holes = np.array([len(leaf.holes) for leaf in long])
+    assert 1.2 < n_holes.mean() <= 2.5 and (n_holes == 0).any()  # most of Poisson(2) is placed
+    # 6 secondary veins per side fit on 8.5 cm leaves, 3 on 6 cm ones (no branches, no holes there)
+    assert np.mean([len(x.veins) for x in short]) < np.mean([len(x.veins) for x in long]) - 2
+
+
+def test_half_leaves_split_and_mirror(leaves, halves):
+    assert len(halves) == 2 * len(leaves)
+    for leaf, right, left in zip(leaves, halves[::2], halves[1::2], strict=True):
+        for half in (right, left):
+            assert half.outline.is_valid and half.outline.bounds[0] > -1e-9
+            assert half.main_vein is not None and max(abs(x) for x, _ in half.main_vein.coords) < 1e-12
+        assert right.outline.area + left.outline.area == pytest.approx(leaf.outline.area, rel=1e-9)
+        assert len(right.holes) + len(left.holes) == len(leaf.holes)
+        assert len(right.veins) + len(left.veins) == len(leaf.veins)
+    # a leaf given in any position and orientation is cut along its own main vein
+    leaf = leaves[0]
+    moved = Leaf(
+        *(
+            shapely.affinity.rotate(shapely.affinity.translate(g, 3.0, -2.0), 40.0, origin=(0, 0))
+            for g in (leaf.outline, leaf.main_vein)
+        ),
+    )
+    a, b = half_leaves([moved])
+    assert a.outline.equals_exact(halves[0].outline, 1e-9) and b.outline.equals_exact(halves[1].outline, 1e-9)
+
+
+def test_rasterize_scale_and_range():
+    leaf = _square_leaf()
+    img = rasterize([leaf], size=64)
+    assert img.shape == (1, 2, 64, 64) and img.dtype == np.float32
+    assert set(np.unique(img)) <= {0.0, 1.0}
+    p = pixel_size(64)
+    assert p == pytest.approx(10.0 / 64)
+    # edges on pixel boundaries (x = 0, 4 = 25.6 p is not): k pixels are k p^2 cm^2
+    aligned = Leaf(box(0.0, 9.5 - 40 * p, 24 * p, 9.5 - 2 * p))
+    assert rasterize([aligned])[0, 0].sum() * p**2 == pytest.approx(aligned.outline.area, rel=1e-6)
+    # a smooth edge off the lattice's symmetry points: errors of a fraction of the boundary pixels
+    disk = Leaf(shapely.Point(2.53, 4.47).buffer(2.0, quad_segs=64))
+    assert rasterize([disk])[0, 0].sum() * p**2 == pytest.approx(disk.outline.area, rel=0.015)
+    assert (img[0, 1] <= img[0, 0]).all() and img[0, 1].sum() > 0  # veins only on the tissue
+    # main vein (y = 0 .. 5.5) on the left border column: rows (9.5 - y) / p = 60.8 .. 25.6
+    assert img[0, 1, 26:60, 0].all() and not img[0, 1, :25, 0].any()
+    soft = rasterize([leaf], size=32, supersample=4)
+    assert soft.min() >= 0 and soft.max() <= 1 and ((soft > 0) & (soft < 1)).any()
+    assert soft[0, 0].sum() * pixel_size(32) ** 2 == pytest.approx(leaf.tissue.area, rel=0.01)
+    assert rasterize([leaf], size=128).shape == (1, 2, 128, 128)
+
+
+def test_rasterize_then_postprocess_recovers_properties(halves, images):
+    real = leaf_properties(halves)
+    rec = image_properties(images)
+    assert rec["valid"].all()
+    area_ok = np.abs(rec["area"] / real["area"] - 1) < 0.03
+    holes_ok = rec["n_holes"] == real["n_holes"]
+    veins_ok = np.abs(rec["n_veins"] - real["n_veins"]) <= 1
+    assert area_ok.mean() >= 0.95 and holes_ok.mean() >= 0.95 and veins_ok.mean() >= 0.95
+    assert real["n_holes"].sum() >= 5  # the set exercises holes
+    assert np.nanmean(np.abs(rec["height"] - real["height"])) < 2 * pixel_size(64)
+    assert np.nanmean(np.abs(rec["vein_length"] / real["vein_length"] - 1)) < 0.1
+    assert abs(np.mean(rec["perimeter"] / real["perimeter"]) - 1) < 0.04  # the staircase adds ~1.6 %
+
+
+def test_postprocess_returns_geometry_in_cm(halves, images):
+    leaf = postprocess(images[0])
+    assert isinstance(leaf, Leaf) and leaf.outline.is_valid and leaf.tissue.is_valid
+    assert leaf.outline.symmetric_difference(halves[0].outline).area < 0.05 * halves[0].outline.area
+    assert leaf.main_vein is not None and abs(leaf.main_vein.centroid.x) < 2 * pixel_size(64)
+
+
+def test_postprocess_is_robust_to_noise(halves, images):
+    rng = np.random.default_rng(3)
+    noisy = np.clip(images + rng.normal(0.0, 0.2, images.shape), 0.0, 1.0).astype(np.float32)
+    real, rec = leaf_properties(halves), image_properties(noisy)
+    assert rec["valid"].all()
+    assert (np.abs(rec["area"] / real["area"] - 1) < 0.03).mean() >= 0.95
+    assert (rec["n_holes"] == real["n_holes"]).mean() >= 0.9
+    assert (np.abs(rec["n_veins"] - real["n_veins"]) <= 1).mean() >= 0.9
+
+
+def test_postprocess_failures_are_none_not_errors():
+    assert postprocess(np.zeros((2, 64, 64), np.float32)) is None
+    assert postprocess(np.full((2, 64, 64), np.nan, np.float32)) is None
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # pure noise: any outcome but an exception
+        out = postprocess(rng.random((2, 64, 64)).astype(np.float32))
+        assert out is None or out.outline.is_valid
+    props = image_properties(np.zeros((3, 2, 32, 32), np.float32))
+    assert (props["valid"] == 0).all() and np.isnan(props["area"]).all()
+    with pytest.raises(ValueError, match="shape"):
+        postprocess(np.zeros((3, 64, 64)))
+
+
+def test_leaf_properties_exact_values():
+    props = leaf_properties([_square_leaf(), None])
+    assert set(props) == {*LEAF_PROPERTIES, "valid"}
+    expected = dict(area=24.0, height=6.0, width=4.0, n_holes=1, hole_area=1.0, n_veins=2, perimeter=20.0)
+    for k, v in expected.items():
+        assert props[k][0] == pytest.approx(v), k
+    assert props["vein_length"][0] == pytest.approx(5.5 + 3 * np.sqrt(2))
+    assert props["valid"].tolist() == [1.0, 0.0]
+    assert all(np.isnan(props[k][1]) for k in LEAF_PROPERTIES)
+
+
+def _same(a: Leaf, b: Leaf) -> bool:
+    parts = lambda x: [x.outline, x.main_vein, *x.veins, *x.holes]  # noqa: E731
+    return len(parts(a)) == len(parts(b)) and all(
+        p.equals_exact(q, 1e-9) for p, q in zip(parts(a), parts(b), strict=True)
+    )
+
+
+def test_geojson_and_wkt_round_trip(halves, tmp_path):
+    leaves = halves[:6]
+    path = tmp_path / "leaves.geojson"
+    path.write_text(json.dumps(to_geojson(leaves)))
+    back = read_geometry(path)
+    assert len(back) == len(leaves) and all(_same(a, b) for a, b in zip(leaves, back, strict=True))
+    wkt = tmp_path / "leaves.wkt"
+    wkt.write_text(to_wkt(leaves))
+    back = read_geometry(wkt)
+    assert all(_same(a, b) for a, b in zip(leaves, back, strict=True))
+
+
+_LINE = {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}
+_SQUARE = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}
+_FAR = {"type": "Polygon", "coordinates": [[[5, 5], [6, 5], [6, 6], [5, 5]]]}
+_BOWTIE = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+
+
+def test_read_geometry_user_forms(tmp_path):
+    # a bare polygon with an interior ring: the ring becomes a hole, an unlabelled line a vein
+    outline = Polygon([(0, 0), (3, 0), (3, 5), (0, 5)], [[(1, 1), (2, 1), (2, 2), (1, 2)]])
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(outline)},
+            {"type": "Feature", "properties": None, "geometry": _LINE},
+        ],
+    }
+    path = tmp_path / "user.json"
+    path.write_text(json.dumps(fc))
+    (leaf,) = read_geometry(path)
+    assert len(leaf.holes) == 1 and not leaf.outline.interiors and len(leaf.veins) == 1
+
+
+@pytest.mark.parametrize(
+    ("features", "match"),
+    [
+        ([({"leaf": "a", "part": "vein"}, _LINE)], r"bad\.geojson: leaf 'a' \(first feature 0\): no outline"),
+        (
+            [({"leaf": 7, "part": "outline"}, _SQUARE), ({"leaf": 8, "part": "outline"}, _BOWTIE)],
+            r"bad\.geojson: feature 1 \(leaf 8\): invalid outline",
+        ),
+        ([({"leaf": 0, "part": "outline"}, None)], r"bad\.geojson: feature 0 \(leaf 0\): missing geometry"),
+        (
+            [({"part": "outline"}, _LINE)],
+            r"bad\.geojson: feature 0 \(leaf 0\): outline must be a non-empty Polygon",
+        ),
+        ([({"leaf": 0, "part": "stem"}, _LINE)], r"bad\.geojson: feature 0 \(leaf 0\): unknown part 'stem'"),
+        (
+            [({"leaf": 0, "part": "outline"}, _SQUARE), ({"leaf": 0, "part": "hole"}, _FAR)],
+            r"bad\.geojson: feature 1 \(leaf 0\): hole not inside the outline",
+        ),
+    ],
+)
+def test_read_geometry_errors_name_file_and_feature(tmp_path, features, match):
+    path = tmp_path / "bad.geojson"
+    fc = {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "properties": p, "geometry": g} for p, g in features],
+    }
+    path.write_text(json.dumps(fc))
+    with pytest.raises(ValueError, match=match):
+        read_geometry(path)
+
+
+def test_read_wkt_errors_name_file_and_line(tmp_path):
+    path = tmp_path / "bad.wkt"
+    path.write_text("POLYGON ((0 0, 1 0, 1 1, 0 1, 0 0))\nLINESTRING (0 0, 1 1)\n")
+    with pytest.raises(ValueError, match=r"bad\.wkt: line 2: no outline"):
+        read_geometry(path)
+    path.write_text("POLYGON ((0 0, 1 1, 1 0, 0 1, 0 0))\n")
+    with pytest.raises(ValueError, match=r"bad\.wkt: line 1: invalid outline"):
+        read_geometry(path)
+
+
+def test_leaf_property_metric(halves, images):
+    real = leaf_properties(halves)
+    same = leaf_property_metric(real, real)
+    assert same["valid_rate"] == 1.0
+    assert all(same[f"{p}_w1"] == 0.0 and same[f"{p}_ks"] == 0.0 for p in LEAF_PROPERTIES)
+    fake = leaf_properties(halves[:10] + [None] * 10)
+    fake["area"][:10] *= 1.5
+    out = leaf_property_metric(real, fake)
+    assert out["valid_rate"] == 0.5
+    assert out["area_w1"] > 0.5 and out["area_ks"] > 0.3
+    assert np.isfinite(out["n_veins_w1"])

@@ -23,7 +23,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import compose  # noqa: E402
-
 from gentwin.run import _quiet, build  # noqa: E402
 
 

@@ -120,6 +120,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
 
     from gentwin.callbacks import Evaluator, LineProgress, LossBar
     from gentwin.evaluate import evaluate
+    from gentwin.nets.conv import count_params
 
     _quiet()
     threads = set_threads(cfg.get("threads"))
@@ -136,25 +137,33 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     # monitor-free callback writes last.ckpt after every validation instead.
     last = ModelCheckpoint(filename="last", monitor=None, save_top_k=1, **common)
     interactive = sys.stdout.isatty() and not os.environ.get("CI")
-    callbacks = [Evaluator(entries), checkpoint, last, LossBar() if interactive else LineProgress(monitor)]
+    callbacks = [Evaluator(entries), checkpoint, last, LossBar() if interactive else LineProgress(monitor),
+                 *dm.callbacks()]
     logger = instantiate(cfg.logger, save_dir=str(out_dir))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(out_dir),
                           enable_progress_bar=interactive, enable_model_summary=False)
 
+    model.steps_per_epoch = dm.steps_per_epoch(trainer.num_devices * trainer.num_nodes)  # ranks share epochs
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{dm.describe()}\n{type(model).__name__}: {n_params:,} parameters, {threads} thread(s)", flush=True)
+    n_keras = count_params(model, bn_stats=True)
+    keras = f" ({n_keras:,} with batchnorm statistics, as Keras counts)" if n_keras != n_params else ""
+    print(f"{dm.describe()}\n{type(model).__name__}: {n_params:,} parameters{keras}, {threads} thread(s)",
+          flush=True)
     ckpt_path = cfg.get("ckpt_path")
     t0 = time.perf_counter()
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
     wall = time.perf_counter() - t0
+    steps, epochs = int(trainer.global_step), int(trainer.current_epoch)
+    if not steps and (ckpt_dir / "last.ckpt").exists():  # forked ranks trained: this process did not step
+        saved = torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=False)
+        steps, epochs = int(saved["global_step"]), int(saved["epoch"]) + 1
 
     best = checkpoint.best_model_path
     if cfg.get("final_checkpoint", "best") == "best" and best and Path(best).exists():
         state = torch.load(best, map_location=model.device, weights_only=False)["state_dict"]
         model.load_state_dict(state)
     metrics, figs, (fake, c) = evaluate(model, dm, entries, figures=True, seed=cfg.seed)
-    metrics.update(wall_time_s=wall, steps=int(trainer.global_step), epochs=int(trainer.current_epoch),
-                   train_steps_per_second=trainer.global_step / max(wall, 1e-9))
+    metrics.update(wall_time_s=wall, steps=steps, epochs=epochs, train_steps_per_second=steps / max(wall, 1e-9))
 
     writer = logger.experiment
     import matplotlib.pyplot as plt

@@ -128,6 +128,10 @@ class ArrayDataModule(L.LightningDataModule):
 
         return format_moment_table(real, fake)
 
+    def callbacks(self) -> list:
+        """Lightning callbacks the run adds for this dataset (e.g. image grids); default none."""
+        return []
+
     def conditions(self, c: np.ndarray | None) -> dict[str, np.ndarray] | None:
         """Named condition columns (profile variables for conditional metrics)."""
         if c is None:

@@ -129,7 +129,7 @@ class GenerativeModel(L.LightningModule):
         if hasattr(self, "log_prob"):
             with torch.no_grad():
                 nll = -self.log_prob(self.transform.inverse(x), c).mean()
-            self.log("val/nll", nll, prog_bar=False)
+            self.log("val/nll", nll, prog_bar=False, batch_size=len(x))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["gentwin"] = dict(self.build_info, shape=list(self.shape), cond_dim=self.cond_dim)

@@ -423,11 +423,24 @@ def seed001_vae_nets(latent_dim: int = 16, num_layers: int = 4,
     Returns:
         ``(encoder, decoder)``: ``(B, C, H, W) -> (B, 2 L)`` and ``(B, L) -> (B, C, H, W)`` logits.
     """
+    return (seed001_encoder(in_shape, 2 * latent_dim, num_layers=num_layers),
+            seed001_decoder(latent_dim, in_shape, num_layers=num_layers))
+
+
+def _seed001_filters(num_layers: int) -> tuple[int, ...]:
     if not 1 <= num_layers <= 4:
         raise ValueError(f"num_layers must be 1 to 4, got {num_layers}")
-    filters = (16, 32, 64, 128)[:num_layers]
-    encoder = ConvEncoder(in_shape, 2 * latent_dim, filters=filters, kernel_size=2,
-                          padding=("same",) + ("valid",) * (num_layers - 1), activation="relu")
-    decoder = ConvDecoder(latent_dim, in_shape, filters=filters[::-1], kernel_size=2, negative_slope=0.3,
-                          start_shape=(8, in_shape[1] // 8, in_shape[2] // 8))
-    return encoder, decoder
+    return (16, 32, 64, 128)[:num_layers]
+
+
+def seed001_encoder(in_shape: Sequence[int], out_features: int, cond_dim: int = 0,
+                    num_layers: int = 4) -> ConvEncoder:
+    """The encoder of ``seed001_vae_nets`` with the encoder contract (``VAE(encoder=...)`` partials)."""
+    return ConvEncoder(in_shape, out_features, cond_dim, filters=_seed001_filters(num_layers), kernel_size=2,
+                       padding=("same",) + ("valid",) * (num_layers - 1), activation="relu")
+
+
+def seed001_decoder(in_features: int, out_shape: Sequence[int], num_layers: int = 4) -> ConvDecoder:
+    """The decoder of ``seed001_vae_nets`` with the decoder contract (logits; start map 8 x H/8 x W/8)."""
+    return ConvDecoder(in_features, out_shape, filters=_seed001_filters(num_layers)[::-1], kernel_size=2,
+                       negative_slope=0.3, start_shape=(8, max(1, out_shape[1] // 8), max(1, out_shape[2] // 8)))

@@ -1,0 +1,147 @@
+"""Figures and image grids for image datasets (leaves, microstructures, digits).
+
+Grids are plain ``(H, W, 3)`` arrays in [0, 1] (cheap enough to log every few hundred steps with
+``SummaryWriter.add_image``); the comparisons are matplotlib figures for ``add_figure``, like
+``gentwin.plots``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gentwin.plots import FAKE, REAL, plt
+
+# Leaf images (channel 0 leaf, channel 1 vein) drawn as a scan would show them.
+_BACKGROUND = np.array([1.0, 1.0, 1.0])
+_LEAF = np.array([0.35, 0.65, 0.25])
+_VEIN = np.array([0.45, 0.25, 0.1])
+
+
+def to_rgb(images: np.ndarray) -> np.ndarray:
+    """Images ``(N, C, H, W)`` in [0, 1] as RGB ``(N, H, W, 3)``.
+
+    One channel is grey, three are RGB, two are a leaf (channel 0, green on white) with its veins
+    (channel 1, brown); further channels are not shown.
+    """
+    x = np.clip(np.nan_to_num(np.asarray(images, dtype=np.float32)), 0.0, 1.0)
+    if x.ndim != 4:
+        raise ValueError(f"expected images (N, C, H, W), got shape {x.shape}")
+    c = x.shape[1]
+    if c >= 3:
+        return x[:, :3].transpose(0, 2, 3, 1)
+    if c == 2:
+        leaf, vein = x[:, 0, ..., None], x[:, 1, ..., None]
+        return _BACKGROUND * (1 - leaf) + leaf * ((1 - vein) * _LEAF + vein * _VEIN)
+    return np.repeat(x[:, 0, ..., None], 3, axis=-1)
+
+
+def tile(images: np.ndarray, nrow: int = 8, pad: int = 1, min_side: int = 32) -> np.ndarray:
+    """A grid ``(H', W', 3)`` of images ``(N, C, H, W)``, ``nrow`` per row, grey gaps of ``pad`` px.
+
+    Images smaller than ``min_side`` are enlarged by an integer factor (nearest neighbour), so 8x8
+    digits stay legible in TensorBoard.
+    """
+    rgb = to_rgb(images)
+    n, h, w, _ = rgb.shape
+    k = max(1, math.ceil(min_side / max(h, w)))
+    if k > 1:
+        rgb = rgb.repeat(k, axis=1).repeat(k, axis=2)
+        h, w = h * k, w * k
+    cols = max(1, min(nrow, n))
+    rows = max(1, math.ceil(n / cols))
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 0.5, dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = rgb[i]
+    return out
+
+
+def reconstruction_grid(x: np.ndarray, x_hat: np.ndarray, nrow: int = 8) -> np.ndarray:
+    """Originals and their reconstructions in alternating rows of ``nrow`` images."""
+    n = min(len(x), len(x_hat))
+    rows = []
+    for i in range(0, n, nrow):
+        rows += [x[i:i + nrow], x_hat[i:i + nrow]]
+    return tile(np.concatenate(rows), nrow=nrow)
+
+
+def sample_comparison(real: np.ndarray, fake: np.ndarray, n: int = 32, nrow: int = 8, title: str = ""):
+    """Held-out data (left) next to generated images (right), ``n`` of each."""
+    grids = [tile(real[:n], nrow=nrow), tile(fake[:n], nrow=nrow)]
+    aspect = max(g.shape[0] / g.shape[1] for g in grids)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5 * aspect + 0.8))
+    for ax, x, grid, name in ((axes[0], real, grids[0], "data"), (axes[1], fake, grids[1], "generated")):
+        ax.imshow(grid, interpolation="nearest")
+        ax.set_title(f"{name} ({min(n, len(x))} of {len(x)})")
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _is_count(values: np.ndarray) -> bool:
+    return values.size > 0 and np.allclose(values, np.round(values)) and np.ptp(values) <= 40
+
+
+def property_histograms(real: dict, fake: dict, names=None, title: str = ""):
+    """Per-property histograms of data vs generated samples, in per cent (seed 000 Fig. 9 and 13).
+
+    Args:
+        real, fake: property name -> (N,) values (NaN and entries with ``valid == 0`` are left out);
+            a ``valid`` key is not drawn but its generated share is shown in the title.
+        names: properties to draw (default: every key but ``valid``).
+        title: figure title.
+    """
+    names = [k for k in (names or real) if k != "valid"]
+    ok_r = np.asarray(real["valid"]) == 1 if "valid" in real else None
+    ok_f = np.asarray(fake["valid"]) == 1 if "valid" in fake else None
+    cols = min(4, max(1, len(names)))
+    rows = max(1, math.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows + 0.5), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names, strict=False):
+        a, b = np.asarray(real[name], dtype=float), np.asarray(fake[name], dtype=float)
+        a = a[np.isfinite(a) & (True if ok_r is None else ok_r)]
+        b = b[np.isfinite(b) & (True if ok_f is None else ok_f)]
+        both = np.concatenate([a, b])
+        ax.set_title(name, fontsize=9)
+        if both.size == 0:
+            ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
+            continue
+        # The data's full range, widened to the bulk of the generated values (outliers pile up at the edges).
+        lo, hi = np.quantile(b, [0.005, 0.995]) if b.size else (np.inf, -np.inf)
+        lo, hi = (min(lo, a.min()), max(hi, a.max())) if a.size else (lo, hi)
+        if _is_count(both):
+            bins = np.arange(lo - 0.5, hi + 1.5)
+        else:
+            bins = np.linspace(lo, hi if hi > lo else lo + 1, 31)
+        for v, color, label in ((a, REAL, f"data ({a.size})"), (b, FAKE, f"generated ({b.size})")):
+            if v.size:
+                ax.hist(np.clip(v, bins[0], bins[-1]), bins=bins, weights=np.full(v.size, 100.0 / v.size),
+                        histtype="step", color=color, label=label, linewidth=1.4)
+        ax.set_ylabel("%", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=7, loc="best")
+    if ok_f is not None and len(ok_f):
+        title = f"{title}  " if title else ""
+        title += f"generated samples post-processed into a valid object: {100 * ok_f.mean():.1f} %"
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def beta_curve(schedule, epochs: float, points: int = 500):
+    """The KL weight ``schedule(epoch)`` over ``[0, epochs]`` (seed 000 Fig. 10's black line)."""
+    t = np.linspace(0.0, float(epochs), points)
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(t, [schedule(e) for e in t], color="black")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("beta")
+    ax.set_title("KL weight schedule")
+    fig.tight_layout()
+    return fig

@@ -74,6 +74,7 @@ def test_resume_continues_from_the_saved_step(tmp_path):
     first = cli("run", *FAST, "model=realnvp", "trainer.max_epochs=2", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     (run,) = run_dirs(tmp_path / "outputs")
+    assert np.isfinite(json.loads((run / "metrics.json").read_text())["metrics"]["nll"])  # flows report it
     saved = torch.load(run / "checkpoints/last.ckpt", weights_only=False)
     assert saved["global_step"] == 2 * (300 // 16)
     again = cli("run", f"resume={run}", "trainer.max_epochs=4", cwd=tmp_path)

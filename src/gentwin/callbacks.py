@@ -43,7 +43,14 @@ class Evaluator(L.Callback):
             plt.close(fig)
 
 
-class LossBar(TQDMProgressBar):
+try:  # Lightning's rich bar when rich is installed (it is with Lightning's extras), else tqdm
+    import rich  # noqa: F401
+    from lightning.pytorch.callbacks import RichProgressBar as _Bar
+except ImportError:
+    _Bar = TQDMProgressBar
+
+
+class LossBar(_Bar):
     """Lightning's progress bar, showing the latest step losses."""
 
     def get_metrics(self, trainer, pl_module):

@@ -47,6 +47,11 @@ def evaluate(model, dm, entries: dict, figures: bool = True, seed: int | None = 
     fake_props = dm.properties(fake, c_raw)
     finite = np.isfinite(fake.reshape(len(fake), -1)).all(axis=1)
     metrics = run_metrics(entries, dm._real_properties, fake_props, dm.conditions(c_raw)) if finite.all() else {}
+    if hasattr(model, "log_prob"):  # flows exactly, VAEs through the ELBO bound: nats per sample
+        with torch.no_grad():
+            x = torch.as_tensor(real, dtype=torch.float32, device=model.device)
+            lp = model.log_prob(x, None if c is None else c.to(model.device))
+        metrics["nll"] = float(-lp.mean())
     metrics["finite_fraction"] = float(finite.mean())
     metrics["samples_per_second"] = rate
     figs = dm.figures(real, fake, c_raw) if figures and finite.all() else {}

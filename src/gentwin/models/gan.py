@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gentwin.models.base import GenerativeModel
 
@@ -17,21 +18,29 @@ class GAN(GenerativeModel):
         latent_dim: Width of the Gaussian noise ``z``.
         critic_steps: Critic updates per generator update (``n_critic``).
         critic_lr: Learning rate of the critic; ``None`` uses the optimizer's.
+        ema: Decay of an exponential moving average of the generator weights, used for sampling
+            outside training (Yazici et al., "The Unusual Effectiveness of Averaging in GAN
+            Training", 2019); ``None`` samples with the trained weights.
         **kwargs: ``GenerativeModel`` arguments.
     """
 
     def __init__(self, generator, critic, loss, latent_dim: int = 32, critic_steps: int = 1,
-                 critic_lr: float | None = None, **kwargs):
+                 critic_lr: float | None = None, ema: float | None = None, **kwargs):
         super().__init__(**kwargs)
         self.latent_dim, self.critic_steps, self.critic_lr = latent_dim, critic_steps, critic_lr
         self.loss = loss
         self.generator = generator(in_features=latent_dim + self.cond_dim, out_shape=self.shape)
         self.critic = critic(in_shape=self.shape, cond_dim=self.cond_dim, out_features=loss.critic_out)
         self.batches_per_step = critic_steps
+        if ema is not None and not 0 < ema < 1:
+            raise ValueError(f"model.ema must be in (0, 1) or null, got {ema}")
+        self.generator_ema = None if ema is None else AveragedModel(
+            self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
 
     def generate(self, n, c=None):
         z = torch.randn(n, self.latent_dim, device=self.device)
-        return self.generator(self._cat(z, c))
+        net = self.generator_ema.module if self.generator_ema is not None and not self.training else self.generator
+        return net(self._cat(z, c))
 
     def critic_fn(self, x, c):
         out = self.critic(x, c)
@@ -56,5 +65,7 @@ class GAN(GenerativeModel):
         fakes = [self.generate(n, c) for _ in range(self.loss.n_fake)]
         loss_g, _ = self.loss.generator_loss(self.critic_fn, x, fakes, c)
         self.step(0, loss_g, "loss_g")
+        if self.generator_ema is not None:
+            self.generator_ema.update_parameters(self.generator)
         self.log_step({"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                        **{k: v.detach() for k, v in logs.items()}})

@@ -1,0 +1,79 @@
+"""Do the models reproduce seed 004's 2-D Gaussians? Per-axis mean within 0.05 sigma, std within 5 %.
+
+Seed 004 (Figures 23-26, 33) found its MLP GAN and VAE off in std by 10-80 %. This trains each
+model through gentwin's own `run` on `gaussian2d` (mean 1; variance 0.5 and 3), samples 20,000
+points, and prints the seed-004-style statistics table and the errors against the true parameters.
+
+    python scripts/bench_toy.py [--models wgan_gp,realnvp,maf] [--minutes 5] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import compose  # noqa: E402
+from gentwin.metrics.moments import format_moment_table  # noqa: E402
+from gentwin.run import run  # noqa: E402
+
+# Training settings per model (the rest are the model's defaults in configs/model/).
+SETTINGS = {
+    "wgan_gp": ["dataset.batch_size=128", "model.critic_steps=5", "trainer.max_epochs=120", "optimizer.lr=3e-4",
+                "model.ema=0.999",
+                "schedule/lr=cosine"],
+    "realnvp": ["dataset.batch_size=256", "trainer.max_epochs=60", "optimizer.lr=1e-3", "schedule/lr=cosine"],
+    "maf": ["dataset.batch_size=256", "trainer.max_epochs=60", "optimizer.lr=1e-3", "schedule/lr=cosine"],
+    "vae": ["dataset.batch_size=128", "trainer.max_epochs=100", "optimizer.lr=1e-3", "schedule/lr=cosine"],
+    "gan": ["dataset.batch_size=64", "trainer.max_epochs=300", "optimizer.lr=2e-4", "schedule/lr=cosine"],
+}
+CASES = [(1.0, 0.5), (1.0, 3.0)]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="wgan_gp,realnvp,maf")
+    p.add_argument("--minutes", type=float, default=5.0, help="wall-clock budget per model and case")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    rows, ok_all = [], True
+    for model in args.models.split(","):
+        for mean, var in CASES:
+            overrides = [f"model={model}", "dataset=gaussian2d", f"dataset.params.mean={mean}",
+                         f"dataset.params.var={var}", "dataset.n=40000", "dataset.val_fraction=0.5",
+                         "trainer.check_val_every_n_epoch=10", f"threads={args.threads}", "seed=1",
+                         f"+trainer.max_time=00:00:{int(args.minutes):02d}:{int(args.minutes % 1 * 60):02d}",
+                         *SETTINGS.get(model, [])]
+            cfg = compose(overrides)
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                run(cfg, tmp)
+                wall = time.perf_counter() - t0
+                fake = np.load(Path(tmp) / "samples.npz")["x"]
+                metrics = json.loads((Path(tmp) / "metrics.json").read_text())["metrics"]
+            rng = np.random.default_rng(123)
+            real = mean + np.sqrt(var) * rng.standard_normal((len(fake), 2))
+            sd = np.sqrt(var)
+            mean_err = np.abs(fake.mean(0) - mean) / (sd if sd else 1)
+            std_err = np.abs(fake.std(0) / sd - 1) if sd else fake.std(0)
+            ok = bool((mean_err <= 0.05).all() and (std_err <= 0.05).all() and wall <= 300 * args.minutes / 5)
+            ok_all &= ok
+            print(f"\n== {model} on gaussian2d mean {mean} variance {var}: {metrics['steps']} steps, "
+                  f"{metrics['epochs']} epochs, {wall:.0f} s ==")
+            print(format_moment_table({"x0": real[:, 0], "x1": real[:, 1]}, {"x0": fake[:, 0], "x1": fake[:, 1]},
+                                      title=f"true N({mean}, {var}) vs {len(fake)} generated"))
+            rows.append((model, mean, var, mean_err.max(), std_err.max(), wall, ok))
+    print("\nmodel      mean var  max|mean err|/sigma  max|std err|  wall s  within target")
+    for model, mean, var, me, se, wall, ok in rows:
+        print(f"{model:9s} {mean:5.1f} {var:4.1f}  {me:19.4f}  {se:12.2%}  {wall:6.0f}  {'yes' if ok else 'NO'}")
+    return 0 if ok_all else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

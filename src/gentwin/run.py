@@ -144,8 +144,10 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
                           enable_progress_bar=interactive, enable_model_summary=False)
 
     model.steps_per_epoch = dm.steps_per_epoch(trainer.num_devices * trainer.num_nodes)  # ranks share epochs
-    n_params = sum(p.numel() for p in model.parameters())
-    n_keras = count_params(model, bn_stats=True)
+    # Trained networks: an averaged copy of the generator (model.ema) is not counted twice.
+    nets = [m for name, m in model.named_children() if name != "generator_ema"]
+    own = sum(p.numel() for p in model.parameters(recurse=False))  # e.g. a VAE's log_sigma
+    n_params, n_keras = count_params(*nets) + own, count_params(*nets, bn_stats=True) + own
     keras = f" ({n_keras:,} with batchnorm statistics, as Keras counts)" if n_keras != n_params else ""
     print(f"{dm.describe()}\n{type(model).__name__}: {n_params:,} parameters{keras}, {threads} thread(s)",
           flush=True)

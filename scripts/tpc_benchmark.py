@@ -1,0 +1,185 @@
+"""TPC benchmark: profile chi2 against wall time for a fixed CPU budget, on the real MPD file.
+
+Trains each model with its preset (``configs/experiment/tpc_*.yaml``) on the digits file (75:25 split,
+1250 held-out events for the 5000-event file) for ``--minutes`` of wall time, one run after the other,
+and prints the chi2 of every validation against minutes and epochs, the real-vs-real floor of the same
+split (what a perfect generator would score with 1250 events), and a comparison table.
+
+Usage:
+    python scripts/tpc_benchmark.py                           # wgan_gp (the baseline), 20 minutes
+    python scripts/tpc_benchmark.py --minutes 2 --models all  # every conditional model, 2 minutes each
+    python scripts/tpc_benchmark.py --threads 2               # only when nothing else runs on the CPU
+
+The issue's target: chi2 6,800 in under 5 minutes (the baseline's TensorFlow code needs about 15), then
+on towards the floor. Validation (the 100-bootstrap chi2, the distances and the figures) runs about every
+``--val-seconds`` of training, calibrated per model from a few timed steps, so it costs ~10 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_FILE = ROOT.parent / "shared/data/tpc/digits_v4plus_shortFixedPt.dat"
+PRESETS = {"wgan_gp": "tpc_baseline", "gan": "tpc_gan_gp", "cramer_gan": "tpc_cramer_gan", "cvae": "tpc_cvae",
+           "realnvp": "tpc_realnvp", "maf": "tpc_maf"}
+TARGET = 6800.0
+
+
+def overrides(model: str, path: Path, threads: int, seed: int) -> list[str]:
+    return [f"experiment={PRESETS[model]}", "dataset=tpc_mpd", f"dataset.path={path}", f"threads={threads}",
+            f"seed={seed}"]
+
+
+def compose(args: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = hydra_compose(config_name="run", overrides=args, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg.hydra
+    return cfg
+
+
+def floor(cfg, draws: int = 5) -> tuple[float, float, int]:
+    """chi2 of the held-out events against as many training events (their own conditions): mean, std, N."""
+    import torch
+
+    from gentwin.metrics.tpc import tpc_chi2
+    from gentwin.run import build
+
+    dm, _ = build(cfg)
+    n = len(dm.x_raw_val)
+    with torch.no_grad():
+        train = dm.transform.inverse(dm.x_train).numpy()
+    c_train = dm.c_train.numpy()
+    real = dm.properties(dm.x_raw_val, None)
+    values = []
+    for seed in range(draws):
+        pick = np.random.default_rng(seed).choice(len(train), n, replace=False)
+        r = tpc_chi2(real, dm.properties(train[pick], None), dm.conditions(dm.c_raw_val),
+                     cond_fake=dm.conditions(c_train[pick]), seed=seed)
+        values.append(r["chi2"])
+    return float(np.mean(values)), float(np.std(values)), n
+
+
+def seconds_per_epoch(cfg, steps: int = 6) -> float:
+    """Training time of one epoch, from a few timed steps of the model built by ``cfg``."""
+    import logging
+    import warnings
+
+    import lightning as L
+
+    from gentwin.run import build, set_threads
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    set_threads(cfg.threads)
+    dm, model = build(cfg)
+    kw = dict(limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0)
+    L.Trainer(max_steps=2, **kw).fit(model, datamodule=dm)  # warm-up
+    t0 = time.perf_counter()
+    L.Trainer(max_steps=steps, **kw).fit(model, datamodule=dm)
+    return (time.perf_counter() - t0) / steps * dm.steps_per_epoch()
+
+
+def read_curve(run_dir: Path) -> list[tuple[float, int, float]]:
+    """``(minutes since the first training step, epochs done, val/chi2)`` of every validation."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    if "val/chi2" not in tags:
+        return []
+    starts = [acc.Scalars(t)[0].wall_time for t in tags if t.startswith("train/")]
+    t0 = min(starts) if starts else acc.Scalars("val/chi2")[0].wall_time
+    epochs = {e.step: int(e.value) + 1 for e in acc.Scalars("epoch")} if "epoch" in tags else {}
+    return [((e.wall_time - t0) / 60, epochs.get(e.step, -1), e.value) for e in acc.Scalars("val/chi2")]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--file", type=Path, default=DEFAULT_FILE, help="digits file (default: the shared MPD file)")
+    p.add_argument("--minutes", type=float, default=20.0, help="wall-time budget per model")
+    p.add_argument("--models", default="wgan_gp", help=f"comma list of {sorted(PRESETS)} or 'all'")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (2 only when nothing else runs)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--val-seconds", type=float, default=30.0, help="training seconds between validations")
+    p.add_argument("--out", type=Path, default=None, help="folder for the runs (default outputs/tpc_benchmark/...)")
+    a = p.parse_args()
+    models = sorted(PRESETS) if a.models == "all" else a.models.split(",")
+    unknown = [m for m in models if m not in PRESETS]
+    if unknown:
+        p.error(f"unknown models {unknown}; choose from {sorted(PRESETS)}")
+    if not a.file.is_file():
+        p.error(f"{a.file}: no such digits file")
+    out = a.out or ROOT / "outputs" / "tpc_benchmark" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    out.mkdir(parents=True, exist_ok=True)
+
+    f_mean, f_std, n_test = floor(compose(overrides(models[0], a.file, a.threads, a.seed)))
+    print(f"real-vs-real floor on this split: chi2 {f_mean:.0f} +- {f_std:.0f} ({n_test} vs {n_test} events)")
+
+    rows = []
+    run_exe = str(Path(sys.executable).with_name("run"))
+    for model in models:
+        base = overrides(model, a.file, a.threads, a.seed)
+        epoch_s = seconds_per_epoch(compose(base))
+        every = max(1, round(a.val_seconds / epoch_s))
+        total = int(a.minutes * 60)
+        cmd = [run_exe, *base, "trainer.max_epochs=1000000", f"trainer.check_val_every_n_epoch={every}",
+               f"++trainer.max_time=00:{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}",
+               f"hydra.run.dir={out / model}"]
+        print(f"\n== {model}: {epoch_s:.2f} s/epoch measured, validation every {every} epochs\n$ {' '.join(cmd)}",
+              flush=True)
+        log = (out / f"{model}.log").open("w")
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "CI": "1"})
+        log.close()
+        if proc.returncode:
+            print(f"   failed (exit {proc.returncode}): see {out / f'{model}.log'}")
+            rows.append((model, None))
+            continue
+        curve = read_curve(out / model)
+        metrics = json.loads((out / model / "metrics.json").read_text())["metrics"]
+        print(f"   {'minutes':>8s} {'epochs':>7s} {'chi2':>10s}")
+        for minutes, epochs, chi2 in curve:
+            print(f"   {minutes:8.2f} {epochs:7d} {chi2:10.1f}")
+        reached = next(((m, e) for m, e, c in curve if c <= TARGET), None)
+        rows.append((model, dict(epochs=metrics["epochs"], train_s=metrics["wall_time_s"], epoch_s=epoch_s,
+                                 best=min(c for _, _, c in curve) if curve else float("nan"),
+                                 final=metrics.get("chi2", float("nan")), reached=reached,
+                                 rate=metrics.get("samples_per_second", float("nan")))))
+
+    print(f"\nTPC benchmark, {a.file.name}, {a.minutes:g} min per model, {a.threads} thread(s); "
+          f"floor {f_mean:.0f} +- {f_std:.0f}")
+    print("epochs/s: over the whole fit, validations included; s/epoch: training alone (timed steps); "
+          "final: the best checkpoint re-evaluated")
+    print(f"{'model':11s} {'epochs':>7s} {'epochs/s':>9s} {'s/epoch':>8s} {'best chi2':>10s} {'final chi2':>11s} "
+          f"{'min to ' + format(TARGET, '.0f'):>16s} {'samples/s':>10s}")
+    for model, r in rows:
+        if r is None:
+            print(f"{model:11s} failed")
+            continue
+        reach = f"{r['reached'][0]:.2f} (ep {r['reached'][1]})" if r["reached"] else "not reached"
+        print(f"{model:11s} {r['epochs']:7d} {r['epochs'] / r['train_s']:9.3f} {r['epoch_s']:8.2f} {r['best']:10.1f} "
+              f"{r['final']:11.1f} {reach:>16s} {r['rate']:10.0f}")
+    print(f"runs: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

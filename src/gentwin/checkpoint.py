@@ -1,0 +1,74 @@
+"""A trained model from its checkpoint alone: no config folder, no training data.
+
+``GenerativeModel.on_save_checkpoint`` stores ``checkpoint["gentwin"]``: the resolved model and
+transform configs, ``shape``, ``cond_dim``, ``cond_names`` and the dataset config. That is enough to
+rebuild the module, load its weights (the fitted transform is part of them) and sample in data space.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:  # Lightning is imported only once a model is built: refusing a file stays quick
+    from gentwin.models.base import GenerativeModel
+
+#: Keys of ``checkpoint["gentwin"]`` needed to rebuild a model.
+REQUIRED = ("model", "shape", "cond_dim")
+
+
+class CheckpointError(ValueError):
+    """A file that is missing or is not a gentwin checkpoint; the message names the file."""
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint dict of ``path``, checked to be a gentwin checkpoint.
+
+    Loaded with ``weights_only=True``: a checkpoint holds tensors and plain containers only, and an
+    arbitrary pickle is refused rather than executed.
+
+    Raises:
+        CheckpointError: naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError):
+        raise CheckpointError(f"{path}: not a gentwin checkpoint (torch.load cannot read it as a checkpoint "
+                              f"of tensors and plain values)") from None
+    info = ckpt.get("gentwin") if isinstance(ckpt, dict) else None
+    if not isinstance(info, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a gentwin checkpoint (no 'gentwin' entry; written by `run`?)")
+    missing = [k for k in REQUIRED if k not in info]
+    if missing:
+        raise CheckpointError(f"{path}: gentwin checkpoint without {missing}")
+    return ckpt
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> GenerativeModel:
+    """Rebuilds the model saved in ``path`` and loads its weights, in eval mode.
+
+    Returns:
+        The module, with ``build_info`` (model, transform, dataset configs, ``cond_names``) restored.
+
+    Raises:
+        CheckpointError: the file is not a gentwin checkpoint or its weights do not fit its config.
+    """
+    from hydra.utils import instantiate
+
+    ckpt = read_checkpoint(path)
+    info = ckpt["gentwin"]
+    transform = instantiate(info["transform"]) if info.get("transform") else None
+    model = instantiate(info["model"], shape=tuple(info["shape"]), cond_dim=int(info["cond_dim"]), transform=transform)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the saved model config ({str(e).splitlines()[0]})") from None
+    model.build_info = {k: info[k] for k in ("model", "transform", "cond_names", "dataset") if k in info}
+    return model.to(device).eval()

@@ -1,0 +1,250 @@
+"""``sample``: responses of a trained model, in data units, from its checkpoint alone.
+
+Usage::
+
+    sample <checkpoint.ckpt> out=<file.npz> [n=N] [conditions=<file.npz|file.csv>] [from_dataset=true]
+           [seed=0] [threads=N] [batch_size=65536]
+
+Conditional models need conditions, one row per sample:
+
+* ``conditions=<file.csv>``: a header row naming the columns, in data units (TPC: ``crossing_angle,
+  dip_angle, drift_length`` and ``pad_coordinate`` or the fractional parts); extra columns are ignored.
+* ``conditions=<file.npz>``: either an array ``c`` of model-visible condition vectors (as in a run's
+  ``samples.npz`` or a previous ``sample`` output) or named arrays in data units, as in the CSV.
+* ``from_dataset=true``: the held-out conditions of the dataset the model was trained on (rebuilt from
+  the config in the checkpoint; it reads the data file again or re-simulates).
+
+``n`` defaults to the number of condition rows; a larger ``n`` cycles through them. The output holds
+``x`` (samples in data units), ``c`` (model-visible conditions), ``cond_names`` and, per condition,
+``cond_<name>`` in data units. It is written to a temporary file and renamed, so an error leaves no
+partial file. Exit codes: 0 done, 2 usage or not a checkpoint, 3 unreadable conditions or data.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+EXIT_USAGE, EXIT_DATA = 2, 3
+KEYS = ("n", "conditions", "from_dataset", "out", "seed", "threads", "batch_size")
+
+
+class UsageError(ValueError):
+    """Bad arguments (exit 2)."""
+
+
+class ConditionsError(ValueError):
+    """An unreadable conditions or data file (exit 3)."""
+
+
+def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
+    """``(checkpoint, {key: value})`` from ``<checkpoint> key=value ...``.
+
+    A multirun's folders hold ``=`` (``0_model.latent_dim=8,seed=1/``): an argument is a path when it
+    names an existing file or its part before ``=`` holds a ``/``.
+    """
+    positional, args = [], {}
+    for a in argv:
+        key, sep, value = a.partition("=")
+        if not sep or "/" in key or Path(a).is_file():
+            positional.append(a)
+        elif key in KEYS:
+            args[key] = value
+        else:
+            raise UsageError(f"unknown argument {key!r}; arguments are {', '.join(KEYS)}")
+    if len(positional) != 1:
+        raise UsageError("give exactly one checkpoint file: sample <checkpoint.ckpt> out=<file.npz> [n=...]")
+    return positional[0], args
+
+
+def _int(args: dict, key: str, default: int | None, low: int = 1) -> int | None:
+    if key not in args:
+        return default
+    try:
+        value = int(args[key])
+    except ValueError:
+        raise UsageError(f"{key}={args[key]}: must be an integer") from None
+    if value < low:
+        raise UsageError(f"{key}={value}: must be >= {low}")
+    return value
+
+
+def _bool(args: dict, key: str) -> bool:
+    value = args.get(key, "false").lower()
+    if value not in ("true", "false"):
+        raise UsageError(f"{key}={args[key]}: must be true or false")
+    return value == "true"
+
+
+def read_csv(path: Path) -> dict[str, np.ndarray]:
+    """Named float columns of a CSV file with a header row."""
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise ConditionsError(f"{path}: empty file (expected a header row naming the conditions)")
+    names = [h.strip() for h in rows[0]]
+    values = np.empty((len(rows) - 1, len(names)))
+    for i, row in enumerate(rows[1:], start=2):
+        if len(row) != len(names):
+            raise ConditionsError(f"{path}:{i}: {len(row)} values for {len(names)} columns {names}")
+        try:
+            values[i - 2] = [float(v) for v in row]
+        except ValueError as e:
+            raise ConditionsError(f"{path}:{i}: malformed value ({e})") from None
+    if not names or any(not n for n in names) or all(_is_number(n) for n in names):
+        raise ConditionsError(f"{path}:1: expected a header row naming the columns, found {rows[0]}")
+    return {name: values[:, j] for j, name in enumerate(names)}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def condition_vectors(named: dict[str, np.ndarray], dm, cond_names: list[str], source: str) -> np.ndarray:
+    """Model-visible conditions from named data-unit columns (the datamodule's ``condition_vectors``)."""
+    try:
+        if hasattr(dm, "condition_vectors"):
+            return dm.condition_vectors(named)
+        return np.stack([np.asarray(named[name], dtype=np.float64) for name in cond_names], 1).astype(np.float32)
+    except KeyError as e:
+        raise ConditionsError(f"{source}: {e.args[0] if e.args else e} (columns found: {sorted(named)})") from None
+
+
+def load_conditions(path: Path, dm, cond_names: list[str], cond_dim: int) -> np.ndarray:
+    """Model-visible conditions ``(N, cond_dim)`` from a CSV or npz file (see the module docstring)."""
+    if not path.is_file():
+        raise ConditionsError(f"{path}: no such conditions file")
+    if path.suffix == ".csv":
+        c = condition_vectors(read_csv(path), dm, cond_names, str(path))
+    elif path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except (OSError, ValueError) as e:
+            raise ConditionsError(f"{path}: not a readable npz file ({e})") from None
+        if "c" in arrays:
+            c = np.asarray(arrays["c"], dtype=np.float32)
+        else:
+            named = {k: v for k, v in arrays.items() if v.ndim == 1}
+            c = condition_vectors(named, dm, cond_names, str(path))
+    else:
+        raise UsageError(f"conditions={path}: expected a .csv or .npz file")
+    if c.ndim != 2 or c.shape[1] != cond_dim:
+        raise ConditionsError(f"{path}: conditions of shape {c.shape}, the model needs (N, {cond_dim}) {cond_names}")
+    if len(c) == 0:
+        raise ConditionsError(f"{path}: no condition rows")
+    if not np.isfinite(c).all():
+        row = int(np.argmax(~np.isfinite(c).all(axis=1)))
+        raise ConditionsError(f"{path}: non-finite condition in row {row + 1}")
+    return c
+
+
+def write_npz(out: Path, **arrays) -> None:
+    """``np.savez_compressed`` to a temporary file in ``out``'s folder, then an atomic rename."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def sample(checkpoint: str, args: dict[str, str]) -> str:
+    """Generates and writes the samples; returns the line to print.
+
+    Raises:
+        UsageError, ConditionsError, gentwin.checkpoint.CheckpointError.
+    """
+    import torch
+
+    from gentwin.checkpoint import load_model, read_checkpoint
+
+    if "out" not in args:
+        raise UsageError("give the output file: out=<file.npz>")
+    out = Path(args["out"])
+    if out.suffix != ".npz":
+        raise UsageError(f"out={out}: the output is an .npz file")
+    if not out.parent.is_dir():
+        raise UsageError(f"out={out}: no such folder {out.parent}")
+    n = _int(args, "n", None)
+    seed = _int(args, "seed", 0, low=0)
+    batch_size = _int(args, "batch_size", 65_536)
+    from_dataset = _bool(args, "from_dataset")
+    threads = _int(args, "threads", None)
+    read_checkpoint(checkpoint)  # refuses a wrong file before the heavy imports
+
+    from hydra.utils import instantiate
+
+    from gentwin.errors import ConfigError, DataError
+    from gentwin.run import set_threads
+
+    set_threads(threads)
+    model = load_model(checkpoint)
+    info = model.build_info
+    cond_names = list(info.get("cond_names") or [])
+    c = dm = None
+    if model.cond_dim == 0:
+        if "conditions" in args or from_dataset:
+            raise UsageError(f"{checkpoint}: the model is unconditional; drop conditions= / from_dataset=")
+        if n is None:
+            raise UsageError("give the number of samples: n=<N>")
+    else:
+        if ("conditions" in args) == from_dataset:
+            raise UsageError(f"{checkpoint}: the model is conditional on {cond_names}: give either "
+                             f"conditions=<file.csv|file.npz> or from_dataset=true")
+        dm = instantiate(info["dataset"]) if info.get("dataset") else None
+        if from_dataset:
+            if dm is None:
+                raise ConditionsError(f"{checkpoint}: no dataset config saved; give conditions=<file>")
+            try:
+                dm.setup()
+            except (ConfigError, DataError, OSError, ValueError) as e:
+                raise ConditionsError(f"from_dataset: {e}") from None
+            c = dm.c_raw_val
+        else:
+            c = load_conditions(Path(args["conditions"]), dm, cond_names, model.cond_dim)
+        n = len(c) if n is None else n
+        c = c[np.arange(n) % len(c)]
+
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    x = model.sample(n, None if c is None else torch.as_tensor(c, dtype=torch.float32), batch_size=batch_size)
+    rate = n / max(time.perf_counter() - t0, 1e-9)
+    arrays = {"x": x.cpu().numpy()}
+    if c is not None:
+        arrays.update(c=c.astype(np.float32), cond_names=np.array(cond_names))
+        if dm is not None:
+            arrays.update({f"cond_{k}": v for k, v in (dm.conditions(c) or {}).items()})
+    write_npz(out, **arrays)
+    what = "" if c is None else f" for {n} condition rows"
+    return f"wrote {n} samples of shape {tuple(model.shape)}{what} to {out} ({rate:,.0f} samples/s)"
+
+
+def main(argv: list[str]) -> int:
+    """The ``sample`` console script; returns the exit code."""
+    if not argv or "-h" in argv or "--help" in argv:
+        print(__doc__)
+        return 0 if argv else EXIT_USAGE
+    from gentwin.checkpoint import CheckpointError
+
+    try:
+        checkpoint, args = parse(argv)
+        print(sample(checkpoint, args))
+    except (UsageError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConditionsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_DATA
+    return 0

@@ -1,0 +1,217 @@
+"""TPC on the runner: every conditional model trains and samples, the real file, `sample`, errors."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from conftest import cli, compose, run_dirs
+from gentwin.config import validate
+from gentwin.data.tpc import CONDITION_NAMES, PROPERTY_NAMES
+from gentwin.evaluate import evaluate
+from gentwin.run import build
+from gentwin.sample import main as sample_main
+
+SMALL = ["threads=1", "metric=tpc", "dataset.n=512", "dataset.batch_size=16"]
+GANS = ("wgan_gp", "gan", "cramer_gan")
+MODELS = [("wgan_gp", []), ("gan", []), ("gan", ["model.loss.gp_weight=10"]), ("cramer_gan", []),
+          ("cvae", []), ("realnvp", []), ("maf", [])]
+V4PLUS = "[crossing_angle,dip_angle,drift_length,pad_coordinate,row,pT]"
+
+
+def overrides(model: str, extra=(), dataset: str = "tpc") -> list[str]:
+    steps = ["model.critic_steps=2"] if model in GANS else []
+    return [f"model={model}", f"dataset={dataset}", *SMALL, *steps, *extra]
+
+
+def fit(cfg, steps: int = 2):
+    validate(cfg)
+    L.seed_everything(0, verbose=False)
+    dm, model = build(cfg)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = L.Trainer(max_steps=steps, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                        num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=dm)
+    assert trainer.global_step == steps
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)), "no update"
+    return dm, model
+
+
+@pytest.mark.parametrize("model, extra", MODELS, ids=[m + ("_gp" if e else "") for m, e in MODELS])
+def test_conditional_model_trains_and_samples_for_conditions(model, extra):
+    cfg = compose(overrides(model, extra))
+    dm, net = fit(cfg)
+    assert dm.shape == (8, 16) and dm.cond_dim == 5 and dm.cond_names == list(CONDITION_NAMES)
+    x = net.sample(40, dm.c_val[:40])
+    assert x.shape == (40, 8, 16) and torch.isfinite(x).all()
+    entries = {k: instantiate(v) for k, v in cfg.metric.entries.items()}
+    metrics, figs, (fake, c) = evaluate(net, dm, entries, figures=False, seed=0)
+    assert fake.shape == (128, 8, 16) and c.shape == (128, 5)
+    assert metrics["finite_fraction"] == 1.0
+    assert np.isfinite(metrics["chi2"]) and metrics["chi2"] > 0 and "chi2/chi2_amp" in metrics
+    assert 0 <= metrics["classifier/auc"] <= 1 and np.isfinite(metrics["fpd"])
+    if hasattr(net, "log_prob"):  # data-space density: the LogScale Jacobian included
+        lp = net.log_prob(torch.as_tensor(dm.x_raw_val[:7]), dm.c_val[:7])
+        assert lp.shape == (7,) and torch.isfinite(lp).all()
+
+
+def test_distances_skip_images_without_moments():
+    from gentwin.data.tpc import on_valid_events
+    from gentwin.metrics.distances import w1_marginals
+
+    rng = np.random.default_rng(0)
+    real = {k: rng.normal(size=50) for k in PROPERTY_NAMES}
+    fake = {k: v.copy() for k, v in real.items()}
+    fake["Mean0"][3] = np.nan  # a zero-amplitude image
+    out = on_valid_events(real, fake, None, metric=w1_marginals)
+    assert set(out) == set(PROPERTY_NAMES) and all(np.isfinite(v) for v in out.values())
+    assert out["Mean1"] == pytest.approx(w1_marginals(real, {k: np.delete(v, 3) for k, v in fake.items()})["Mean1"])
+
+
+def test_baseline_specialization_and_preset():
+    cfg = compose(["model=wgan_gp", "dataset=tpc"])
+    assert cfg.metric.monitor == "chi2"  # the dataset picks its metric
+    assert cfg.model.critic._target_ == "gentwin.data.tpc.tpc_critic"
+    assert cfg.model.generator.head._target_ == "gentwin.nets.tpc.CustomActivation"
+    assert (cfg.model.latent_dim, cfg.model.critic_steps, cfg.model.loss.gp_weight, cfg.dataset.batch_size) == \
+        (32, 8, 10.0, 32)
+    assert list(cfg.model.generator.hidden) == [32, 64, 64, 64, 128]
+    preset = compose(["experiment=tpc_baseline"])
+    assert preset.optimizer._target_ == "torch.optim.RMSprop" and preset.optimizer.lr == 1e-4
+    assert preset.schedule.lr.gamma == 0.999 and preset.metric.monitor == "chi2"
+    dm, net = build(compose(["experiment=tpc_baseline", "threads=1", "dataset.n=512"]))
+    assert sum(p.numel() for p in net.critic.parameters()) == 61_121  # TPC-FastSim's discriminator
+
+
+def test_held_out_conditions_map_back_to_the_events_profile_variables():
+    dm, _ = build(compose(overrides("wgan_gp")))
+    index = {img.tobytes(): i for i, img in enumerate(dm.events.images)}
+    rows = np.array([index[img.tobytes()] for img in dm.x_raw_val])
+    expected = dm.events.profile_variables()
+    got = dm.conditions(dm.c_raw_val)
+    assert list(got) == list(CONDITION_NAMES)
+    for name, values in got.items():
+        np.testing.assert_allclose(values, expected[name][rows], rtol=1e-6, atol=1e-5)
+    props = dm.properties(dm.x_raw_val, dm.c_raw_val)
+    assert list(props) == list(PROPERTY_NAMES)
+
+
+def test_figures_and_summary():
+    cfg = compose(overrides("wgan_gp"))
+    dm, net = fit(cfg, steps=1)
+    entries = {k: instantiate(v) for k, v in cfg.metric.entries.items()}
+    metrics, figs, (fake, c) = evaluate(net, dm, entries, figures=True, seed=0)
+    assert set(figs) == {"profiles", "responses"}
+    assert len(figs["profiles"].axes) == 5 * len(PROPERTY_NAMES)
+    text = dm.summary(dm._real_properties, dm.properties(fake, c))
+    assert "chi2" in text and "largest terms" in text and "outside the window" in text
+
+
+def test_real_file(tpc_file):
+    cfg = compose(overrides("wgan_gp", ["dataset.n=null", f"dataset.path={tpc_file}"], dataset="tpc_mpd"))
+    dm, net = fit(cfg, steps=1)
+    assert (dm.n_train, len(dm.x_val)) == (3750, 1250)
+    assert "0 hits in 0 events outside the window" in dm.describe()
+    x = net.sample(16, dm.c_val[:16])
+    assert x.shape == (16, 8, 16) and (x > 0).all()  # the custom activation keeps amplitudes positive
+
+
+def test_file_feature_names_from_config(tmp_path):
+    path = tmp_path / "digits.dat"
+    path.write_text("".join(f"params: {a} 0.0 {40 + a}.5 30.25 7\n 30 {40 + a} 2.0 31 {41 + a} 1.0\n"
+                            for a in range(40)))
+    cfg = compose(overrides("cvae", [f"dataset.path={path}", "dataset.n=null", "dataset.batch_size=8",
+                                     "dataset.feature_names=[crossing_angle,dip_angle,drift_length,"
+                                     "pad_coordinate,station]"], dataset="tpc_mpd"))
+    dm, _ = build(cfg)
+    assert dm.events.names[-1] == "station" and dm.n_train == 30
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """One tiny end-to-end `run` on the simulator; its best checkpoint."""
+    root = tmp_path_factory.mktemp("tpc_run")
+    res = cli("run", *overrides("wgan_gp"), "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1", cwd=root)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (ckpt,) = root.glob("outputs/*/*/checkpoints/best.ckpt")
+    return ckpt
+
+
+@pytest.mark.slow
+def test_sample_with_conditions_from_csv_and_npz(checkpoint, tmp_path, monkeypatch, capsys):
+    rows = [(1.0, -20.0, 100.5, 30.25), (-5.0, 40.0, 200.125, 31.75), (12.0, 0.0, 60.0, 29.5)]
+    csv = tmp_path / "cond.csv"
+    csv.write_text("crossing_angle,dip_angle,drift_length,pad_coordinate\n" +
+                   "".join(",".join(map(str, r)) + "\n" for r in rows))
+    res = cli("sample", str(checkpoint), f"conditions={csv}", "out=a.npz", "threads=1", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    with np.load(tmp_path / "a.npz") as f:
+        assert f["x"].shape == (3, 8, 16) and f["c"].shape == (3, 5) and np.isfinite(f["x"]).all()
+        np.testing.assert_allclose(f["cond_drift_length"], [100.5, 200.125, 60.0], rtol=1e-6)
+        np.testing.assert_allclose(f["cond_pad_coordinate_frac"], [0.25, 0.75, 0.5], atol=1e-6)
+        c = f["c"]
+    monkeypatch.chdir(tmp_path)
+    np.savez(tmp_path / "cond.npz", c=c)
+    assert sample_main([str(checkpoint), "conditions=cond.npz", "n=7", "out=b.npz", "threads=1"]) == 0
+    with np.load(tmp_path / "b.npz") as f:
+        assert f["x"].shape == (7, 8, 16)
+        np.testing.assert_array_equal(f["c"], c[np.arange(7) % 3])  # n > rows cycles through them
+    named = {"crossing_angle": [3.0], "dip_angle": [-7.0], "drift_length": [150.0], "pad_coordinate": [33.5]}
+    np.savez(tmp_path / "named.npz", **named)
+    assert sample_main([str(checkpoint), "conditions=named.npz", "out=n.npz", "threads=1"]) == 0
+    with np.load(tmp_path / "n.npz") as f:
+        assert f["x"].shape == (1, 8, 16) and f["cond_dip_angle"][0] == pytest.approx(-7.0)
+
+
+@pytest.mark.slow
+def test_sample_from_dataset_and_usage_errors(checkpoint, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert sample_main([str(checkpoint), "from_dataset=true", "n=20", "out=d.npz", "threads=1"]) == 0
+    with np.load(tmp_path / "d.npz") as f:
+        assert f["x"].shape == (20, 8, 16)
+    capsys.readouterr()
+    assert sample_main([str(checkpoint), "n=5", "out=e.npz", "threads=1"]) == 2
+    assert "conditional on" in capsys.readouterr().err
+    (tmp_path / "bad.csv").write_text("crossing_angle,dip_angle\n1,2\n")
+    assert sample_main([str(checkpoint), "conditions=bad.csv", "out=e.npz", "threads=1"]) == 3
+    assert "missing condition 'drift_length'" in capsys.readouterr().err
+    assert sample_main([str(checkpoint), "conditions=bad.csv", "out=e.txt"]) == 2
+    assert not (tmp_path / "e.npz").exists() and not list(tmp_path.glob(".*tmp"))
+
+
+def test_sample_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "model.ckpt"
+    path.write_text("params: 0 0 40 30\n 30 40 1.0\n")
+    res = cli("sample", str(path), "n=3", "out=x.npz", cwd=tmp_path)
+    errors = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2
+    assert errors == [f"error: {path}: not a gentwin checkpoint (torch.load cannot read it as a checkpoint "
+                      "of tensors and plain values)"]
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_malformed_digits_file_is_one_line_and_leaves_no_run_folder(tmp_path):
+    bad = tmp_path / "bad.dat"
+    bad.write_text("params: 0 0 40 30 23 0.5\n 30 40 1.0\nparams: 0 0 41 30 23 0.5\n 30 40 abc\n")
+    res = cli("run", "dataset=tpc_mpd", f"dataset.path={bad}", f"dataset.feature_names={V4PLUS}", *SMALL[:2],
+              cwd=tmp_path)
+    assert res.returncode != 0
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and f"{bad}:4:" in errors[0] and "malformed hit" in errors[0], res.stderr
+    assert "Traceback" not in res.stderr
+    assert run_dirs(tmp_path) == []
+
+
+def test_sample_arguments_accept_multirun_paths():
+    from gentwin.sample import UsageError, parse
+
+    path = "outputs/multirun/x/0_model.latent_dim=8,seed=1/checkpoints/best.ckpt"
+    assert parse([path, "n=3", "out=a=b.npz"]) == (path, {"n": "3", "out": "a=b.npz"})
+    with pytest.raises(UsageError, match="unknown argument 'nn'"):
+        parse([path, "nn=3"])
+    with pytest.raises(UsageError, match="exactly one checkpoint"):
+        parse(["n=3"])

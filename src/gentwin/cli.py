@@ -10,6 +10,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from gentwin import launch  # registers the resolvers of the launcher/sweeper presets, here and in workers
+
 CONFIGS = Path(os.environ.get("GENTWIN_CONFIGS", Path(__file__).resolve().parents[2] / "configs"))
 EXIT_CONFIG, EXIT_DATA, EXIT_DIVERGED = 2, 3, 4
 
@@ -47,9 +49,13 @@ def _task(cfg) -> float | None:
     try:
         from gentwin.run import run
 
-        metrics = run(cfg, out_dir, choices=dict(hc.runtime.choices))
-    except (ConfigError, DataError, Diverged) as e:
-        if multirun:  # one failed job must not stop the sweep: Hydra records it and goes on
+        with launch.job_resources(cfg, hc, multirun):
+            metrics = run(cfg, out_dir, choices=dict(hc.runtime.choices))
+    except Exception as e:
+        if multirun:  # one failed job must not stop the sweep: Hydra records it, `report` lists it
+            launch.write_error(out_dir, e)
+            raise
+        if not isinstance(e, ConfigError | DataError | Diverged):
             raise
         if isinstance(e, Diverged):
             fail(f"{e} ({out_dir / 'checkpoints' / 'last.ckpt'})", EXIT_DIVERGED)
@@ -58,8 +64,10 @@ def _task(cfg) -> float | None:
             shutil.rmtree(out_dir, ignore_errors=True)
         fail(str(e), EXIT_CONFIG if isinstance(e, ConfigError) else EXIT_DATA)
     print(f"\nrun folder:  {out_dir}\ntensorboard: tensorboard --logdir {out_dir / 'tb'}")
-    shown = {k: v for k, v in metrics.items() if "/" not in k or k.count("/") == 1}
-    print("final metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())[:20]))
+    shown = {k: v for k, v in metrics.items() if k.count("/") <= 1 and not k.endswith(("_nbins", "_ndf"))}
+    print(f"final {cfg.metric.monitor} = {metrics.get(cfg.metric.monitor, float('nan')):.4g} (metrics.json has all "
+          f"{len(metrics)} values)")
+    print("  " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())[:24]))
     return metrics.get(cfg.metric.monitor)
 
 
@@ -111,3 +119,9 @@ def sample_main() -> None:
     from gentwin.sample import main as sample
 
     sys.exit(sample(sys.argv[1:]))
+
+
+def export_main() -> None:
+    from gentwin.export import main as export
+
+    sys.exit(export(sys.argv[1:]))

@@ -1,0 +1,271 @@
+"""``export``: a trained generator as a standalone data-space sampler, ONNX or TorchScript.
+
+Usage::
+
+    export-model <checkpoint.ckpt> [--format onnx|torchscript] [--out FILE] [--no-check]
+    python -m gentwin.export ...   (the same)
+
+(The console script is ``export-model``: ``export`` is a shell builtin, which bash, zsh and sh run
+instead of any program of that name.)
+
+The exported module maps noise (and conditions) to samples in data units: the generator, then the
+inverse of the data transform fitted in training. Its inputs, batch-first with a free batch size:
+
+* ``z`` ``(B, latent_dim)``: standard normal noise (GAN, VAE: the latent; flows: the base noise,
+  mapped through the inverse flow);
+* ``c`` ``(B, cond_dim)``: the model-visible conditions, only for conditional models;
+* ``eps`` ``(B, *shape)``: standard normal decoder noise, only for a VAE that samples with its
+  learned per-feature sigma (``decoder_noise: true``).
+
+Output ``x`` ``(B, *shape)``. Beside the file, ``<file>.json`` records the shapes, input names,
+``cond_names`` and where the model came from. Unless ``--no-check``, the file is run (onnxruntime or
+``torch.jit.load``) on a random batch and compared with the torch module (max abs diff printed;
+an error above 1e-4 fails the export). Needs ``pip install gentwin[export]`` for ONNX.
+
+Every family exports to both formats: no op of the GANs, VAEs or flows (NICE, RealNVP and MAF
+inverses, the data transforms' inverses) fails. One limit is time: MAF inverts feature by feature,
+``features`` sequential passes per transform that the export unrolls (TPC: 6 x 128 = 768 MADE
+passes). torch's ONNX exporter grows about linearly with them (64 passes: 27 s here) and had not
+finished 768 after 12 minutes, while the TorchScript trace takes 3 s. Above ``MAX_ONNX_PASSES``
+sequential passes the ONNX export is refused with that advice (``--format torchscript``). torch's
+old TorchScript-based ONNX exporter (``dynamo=False``) is no way out: it has no ``expm1`` (the TPC
+transform's inverse).
+
+Exit codes: 0 written, 2 usage or not a gentwin checkpoint, 1 the export or its check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+EXIT_USAGE, EXIT_FAILED = 2, 1
+# The check: max |exported - torch| / max(|torch|, 1) over a batch (outputs are in data units, which
+# can be large, e.g. TPC amplitudes).
+TOLERANCE = 1e-5
+MAX_ONNX_PASSES = 128
+
+
+class ExportError(ValueError):
+    """A model that cannot be exported in the requested format (exit 1); the message says why."""
+
+
+class Sampler(nn.Module):
+    """``(z[, c][, eps]) -> x`` in data space: a model's generator and its inverse transform.
+
+    The families keep their noise-to-sample maps inside ``generate`` (which also draws the noise),
+    so this wrapper knows the three of them: GAN (``generator``), VAE (``decoder``), Flow (``flow``).
+    It holds those parts, not the LightningModule (whose trainer properties tracing would touch).
+
+    Args:
+        model: A trained ``GenerativeModel``.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        from gentwin.models.flow import Flow
+        from gentwin.models.gan import GAN
+        from gentwin.models.vae import VAE
+
+        self.shape, self.cond_dim = tuple(model.shape), int(model.cond_dim)
+        self.transform = model.transform
+        self.decoder_noise = self.bce = False
+        if isinstance(model, GAN):
+            self.family, self.latent_dim, self.net = "gan", int(model.latent_dim), model.generator
+        elif isinstance(model, VAE):
+            self.family, self.latent_dim, self.net = "vae", int(model.latent_dim), model.decoder
+            self.bce = model.reconstruction == "bce"
+            self.decoder_noise = model.reconstruction == "gaussian" and bool(model.decoder_noise)
+            if self.decoder_noise:
+                self.register_buffer("sigma", model.log_sigma.detach().exp())
+        elif isinstance(model, Flow):
+            self.family, self.latent_dim, self.net = "flow", math.prod(self.shape), model.flow
+        else:
+            raise TypeError(f"cannot export {type(model).__name__}: not a GAN, VAE or Flow")
+        self.eval()
+
+    @property
+    def sequential_passes(self) -> int:
+        """Network passes the inverse runs one after another (MAF: ``features`` per transform)."""
+        return sum(int(getattr(m, "passes", 0)) for m in self.net.modules()) if self.family == "flow" else 1
+
+    @property
+    def input_names(self) -> list[str]:
+        return ["z"] + (["c"] if self.cond_dim else []) + (["eps"] if self.decoder_noise else [])
+
+    def input_shapes(self) -> dict[str, list]:
+        shapes = {"z": ["B", self.latent_dim], "c": ["B", self.cond_dim], "eps": ["B", *self.shape]}
+        return {k: shapes[k] for k in self.input_names}
+
+    def example_inputs(self, n: int = 4, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """Random inputs of batch ``n`` (conditions standard normal: only a shape check)."""
+        out = [torch.randn(n, self.latent_dim, generator=generator)]
+        if self.cond_dim:
+            out.append(torch.randn(n, self.cond_dim, generator=generator))
+        if self.decoder_noise:
+            out.append(torch.randn(n, *self.shape, generator=generator))
+        return tuple(out)
+
+    def forward(self, z: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        c = rest[0] if self.cond_dim else None
+        if self.family == "flow":
+            y = self.net(c).transform.inv(z)
+        else:
+            y = self.net(z if c is None else torch.cat([z, c], dim=1))
+            if self.bce:
+                y = torch.sigmoid(y)
+            elif self.decoder_noise:
+                y = y + rest[-1] * self.sigma
+        return self.transform.inverse(y.reshape(z.shape[0], *self.shape))
+
+
+def _load(path: str | Path):
+    """The model of a gentwin checkpoint (``gentwin.checkpoint.load_model``) on the CPU."""
+    from gentwin.checkpoint import load_model
+
+    return load_model(path, device="cpu")
+
+
+def export_onnx(sampler: Sampler, out: Path) -> None:
+    """Writes ``sampler`` as ONNX (torch's dynamo exporter, batch size free)."""
+    import warnings
+
+    if sampler.sequential_passes > MAX_ONNX_PASSES:
+        raise ExportError(
+            f"this flow's inverse runs {sampler.sequential_passes} sequential network passes (MAF: one per "
+            f"feature and transform), which torch's ONNX exporter unrolls and does not finish in minutes "
+            f"(limit {MAX_ONNX_PASSES}); export it with --format torchscript")
+    args = sampler.example_inputs(4)
+    batch = torch.export.Dim("batch", min=1)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        dynamic = ({0: batch}, *([tuple({0: batch} for _ in args[1:])] if len(args) > 1 else []))  # (z, *rest)
+        program = torch.onnx.export(sampler, args, dynamo=True, input_names=sampler.input_names, output_names=["x"],
+                                    dynamic_shapes=dynamic, external_data=False, verbose=False, report=False)
+    program.save(str(out))
+
+
+def export_torchscript(sampler: Sampler, out: Path) -> None:
+    """Writes ``sampler`` traced to TorchScript (the flows' Python objects do not script)."""
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(sampler, sampler.example_inputs(4), check_trace=False)
+    traced.save(str(out))
+
+
+def run_exported(path: Path, fmt: str, inputs: tuple[torch.Tensor, ...], names: list[str]) -> torch.Tensor:
+    """The output of the exported file on ``inputs`` (onnxruntime or ``torch.jit.load``)."""
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        (x,) = session.run(["x"], {n: t.numpy() for n, t in zip(names, inputs, strict=True)})
+        return torch.from_numpy(x)
+    with torch.no_grad():
+        return torch.jit.load(str(path)).eval()(*inputs)
+
+
+def check(sampler: Sampler, path: Path, fmt: str, n: int = 64) -> tuple[float, float]:
+    """``(max abs, max relative)`` difference of the exported file from the torch module on a random
+    batch of ``n``; relative to ``max(|torch|, 1)``."""
+    inputs = sampler.example_inputs(n, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = sampler(*inputs)
+    got = run_exported(path, fmt, inputs, sampler.input_names)
+    diff = (got - want).abs()
+    return float(diff.max()), float((diff / want.abs().clamp(min=1.0)).max())
+
+
+def sidecar(sampler: Sampler, fmt: str, out: Path, checkpoint: str | Path, info: dict) -> dict:
+    """The JSON description written beside the exported file."""
+    return {
+        "format": fmt,
+        "file": out.name,
+        "checkpoint": str(checkpoint),
+        "family": sampler.family,
+        "model": (info.get("model") or {}).get("_target_"),
+        "shape": list(sampler.shape),
+        "cond_dim": sampler.cond_dim,
+        "cond_names": list(info.get("cond_names") or []),
+        "latent_dim": sampler.latent_dim,
+        "inputs": [{"name": k, "shape": v} for k, v in sampler.input_shapes().items()],
+        "output": {"name": "x", "shape": ["B", *sampler.shape], "space": "data"},
+        "noise": "z (and eps) standard normal; c: the model-visible conditions (as in samples.npz 'c')",
+        "transform": info.get("transform"),
+    }
+
+
+def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = None, verify: bool = True,
+           model: nn.Module | None = None) -> tuple[Path, tuple[float, float] | None]:
+    """Exports the sampler of ``checkpoint`` (or of ``model``) to ``out``; writes ``<out>.json``.
+
+    Returns:
+        The written path and the check's ``(max abs, max relative)`` difference (``None`` without ``verify``).
+
+    Raises:
+        ExportError: the model cannot be exported in ``fmt``.
+    """
+    if fmt not in ("onnx", "torchscript"):
+        raise ValueError(f"--format must be onnx or torchscript, got {fmt!r}")
+    model = model if model is not None else _load(checkpoint)
+    sampler = Sampler(model)
+    out = Path(out) if out else Path(checkpoint).with_suffix(".onnx" if fmt == "onnx" else ".pt")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (export_onnx if fmt == "onnx" else export_torchscript)(sampler, out)
+    diff = check(sampler, out, fmt) if verify else None
+    meta = sidecar(sampler, fmt, out, checkpoint, getattr(model, "build_info", {}) or {})
+    if diff is not None:
+        meta["check"] = {"max_abs_diff": diff[0], "max_rel_diff": diff[1]}
+    Path(f"{out}.json").write_text(json.dumps(meta, indent=2))
+    return out, diff
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="export-model", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", help="a gentwin checkpoint (run folder/checkpoints/best.ckpt)")
+    parser.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+    parser.add_argument("--out", default=None, help="output file (default: beside the checkpoint)")
+    parser.add_argument("--no-check", action="store_true", help="skip running the file against torch")
+    args = parser.parse_args(argv)
+    from gentwin.checkpoint import CheckpointError
+
+    torch.set_num_threads(1)
+    try:
+        model = _load(args.checkpoint)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:  # torch.load on an arbitrary file raises more than CheckpointError names
+        print(f"error: {args.checkpoint}: not a gentwin checkpoint ({type(e).__name__} while reading it)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        out, diff = export(args.checkpoint, args.format, args.out, verify=not args.no_check, model=model)
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except ImportError as e:
+        print(f"error: {e.name or e} is needed for --format {args.format}: pip install 'gentwin[export]'",
+              file=sys.stderr)
+        return EXIT_FAILED
+    if diff is not None and diff[1] > TOLERANCE:
+        print(f"error: {out} differs from the torch model by {diff[1]:.3g} (relative; > {TOLERANCE})",
+              file=sys.stderr)
+        return EXIT_FAILED
+    note = "" if diff is None else f" (vs torch: max abs diff {diff[0]:.2g}, relative {diff[1]:.2g})"
+    print(f"wrote {out} and {out}.json{note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,442 @@
+"""``report``: a sweep's table of swept values against final metrics, as mean ± std over seeds.
+
+Usage::
+
+    report <sweep folder> [--metrics a,b] [--out DIR]
+
+The jobs of a sweep (folders holding ``.hydra/``, at any depth) are grouped by their overrides other
+than ``seed``; each group is one row: every seed's final value (``metrics.json``), the mean and the
+standard deviation, as seed 003's Tables 1-8. The standard deviation is the sample one (``ddof=1``):
+seed 003 Table 1 (latent 32: 459.5, 408.9, 452.6) gives 27.44 with ``ddof=1`` and 22.40 with
+``ddof=0``; the report prints 27.43 (its other rows agree with ``ddof=1`` as well). With several
+swept keys a row is one combination.
+
+Written to the sweep folder (or ``--out``): ``report.md`` (also printed), ``report.csv`` (one line per
+row and metric, full precision), and PNG plots: each metric against the first swept key with error
+bars (one line per combination of the other keys), and each metric's validation curve
+(``val/<metric>`` from each job's TensorBoard events) against the epoch, one colour per row.
+
+Columns: ``--metrics`` (names as in ``metrics.json``: ``chi2``, ``multivariate/energy``), default the
+monitored metric, ``samples_per_second`` and ``wall_time_s``. Jobs without ``metrics.json`` are
+listed as failed (with the first line of the ``error.txt`` that ``run`` writes in multirun mode) or
+unfinished (running, killed, or failed before any record).
+
+Exit codes: 0 written; 1 no job finished (the failures are still listed); 2 no runs in the folder,
+or an unknown metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+EXIT_NOTHING_FINISHED, EXIT_USAGE = 1, 2
+DEFAULT_EXTRA = ("samples_per_second", "wall_time_s")
+# Overrides that never tell runs of one sweep apart.
+IGNORED = {"seed", "ckpt_path", "hydra.run.dir"}
+
+
+@dataclass
+class Job:
+    """One run folder of a sweep."""
+
+    path: Path
+    num: int
+    overrides: dict[str, str]
+    seed: int | None
+    status: str  # "ok", "failed" or "unfinished"
+    error: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    monitor: str | None = None
+    mode: str | None = None
+
+
+@dataclass
+class Row:
+    """One group of jobs that differ only in ``seed``."""
+
+    key: tuple[tuple[str, str], ...]
+    jobs: list[Job]
+
+    @property
+    def finished(self) -> list[Job]:
+        return [j for j in self.jobs if j.status == "ok"]
+
+    def values(self, metric: str) -> dict[int | None, float]:
+        """Seed -> final value of ``metric`` over the finished jobs (NaN when a job lacks it)."""
+        return {j.seed: float(j.metrics.get(metric, math.nan)) for j in self.finished}
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``, as seed 003's tables); std NaN for one value."""
+    v = np.asarray(list(values), dtype=float)
+    if v.size == 0:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan
+
+
+# -- reading a sweep folder -------------------------------------------------------------------------
+def _read_yaml(path: Path):
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text()) if path.exists() else None
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _parse_overrides(items) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, _, value = str(item).partition("=")
+        out[key.lstrip("+~")] = value
+    return out
+
+
+def read_job(path: Path) -> Job:
+    """The record of the run folder ``path`` (one holding ``.hydra/``)."""
+    overrides = _parse_overrides(_read_yaml(path / ".hydra" / "overrides.yaml"))
+    config = _read_yaml(path / ".hydra" / "config.yaml") or {}
+    m = re.match(r"(\d+)_", path.name)
+    if m:
+        num = int(m.group(1))
+    else:
+        hydra = _read_yaml(path / ".hydra" / "hydra.yaml") or {}
+        num = int(((hydra.get("hydra") or {}).get("job") or {}).get("num") or 0)
+    seed = config.get("seed", overrides.get("seed"))
+    seed = int(seed) if isinstance(seed, int | str) and str(seed).lstrip("-").isdigit() else None
+    mode = (config.get("metric") or {}).get("mode") if isinstance(config.get("metric"), dict) else None
+    job = Job(path=path, num=num, overrides=overrides, seed=seed, status="unfinished", mode=mode)
+    summary = path / "metrics.json"
+    if summary.exists():
+        try:
+            data = json.loads(summary.read_text())
+            job.metrics = {k: float(v) for k, v in data.get("metrics", {}).items() if isinstance(v, int | float)}
+            job.monitor = (data.get("monitor") or "").removeprefix("val/") or None
+            job.status = "ok"
+            return job
+        except (OSError, ValueError, AttributeError):
+            job.error = "metrics.json is unreadable"
+    error = path / "error.txt"
+    if error.exists():
+        job.status = "failed"
+        job.error = error.read_text().strip().splitlines()[0] if error.read_text().strip() else "failed"
+    return job
+
+
+def find_jobs(root: Path) -> list[Job]:
+    """Every run folder below ``root`` (``root`` itself included), ordered by job number."""
+    folders = sorted({p.parent for p in root.glob("**/.hydra") if p.is_dir()})
+    jobs = [read_job(f) for f in folders]
+    return sorted(jobs, key=lambda j: (j.num, str(j.path)))
+
+
+def group(jobs: list[Job]) -> tuple[list[Row], list[str], dict[str, str]]:
+    """Rows (in order of first job), the swept keys, and the overrides common to all jobs."""
+    keys = [k for k in dict.fromkeys(k for j in jobs for k in j.overrides) if k not in IGNORED]
+    swept = [k for k in keys if len({j.overrides.get(k) for j in jobs}) > 1]
+    common = {k: jobs[0].overrides[k] for k in keys if k not in swept and k in jobs[0].overrides}
+    rows: dict[tuple, Row] = {}
+    for j in jobs:
+        key = tuple((k, j.overrides.get(k, "")) for k in swept)
+        rows.setdefault(key, Row(key, [])).jobs.append(j)
+    return list(rows.values()), swept, common
+
+
+# -- the report -------------------------------------------------------------------------------------
+@dataclass
+class Report:
+    root: Path
+    jobs: list[Job]
+    rows: list[Row]
+    swept: list[str]
+    common: dict[str, str]
+    metrics: list[str]
+    monitor: str | None
+    mode: str | None
+
+    @property
+    def seeds(self) -> list:
+        return sorted({j.seed for j in self.jobs if j.status == "ok"}, key=lambda s: (s is None, s))
+
+    @property
+    def problems(self) -> list[Job]:
+        return [j for j in self.jobs if j.status != "ok"]
+
+
+class ReportError(ValueError):
+    """Nothing to report, or a bad request (exit 2)."""
+
+
+def _canonical(name: str) -> str:
+    for prefix in ("val/", "final/"):
+        name = name.removeprefix(prefix)
+    return name
+
+
+def build_report(root: str | Path, metrics: list[str] | None = None) -> Report:
+    """Reads the sweep folder ``root`` and chooses the metric columns.
+
+    Raises:
+        ReportError: no run folder below ``root``, or a requested metric that no job recorded.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ReportError(f"{root}: no such folder")
+    jobs = find_jobs(root)
+    if not jobs:
+        raise ReportError(f"{root}: no runs here (a sweep folder holds job folders with a .hydra/ folder)")
+    rows, swept, common = group(jobs)
+    done = [j for j in jobs if j.status == "ok"]
+    monitors = [j.monitor for j in done if j.monitor]
+    monitor = max(set(monitors), key=monitors.count) if monitors else None
+    modes = [j.mode for j in done if j.mode]
+    mode = modes[0] if modes else None
+    known = {k for j in done for k in j.metrics}
+    if metrics:
+        metrics = [_canonical(m) for m in metrics]
+        unknown = [m for m in metrics if m not in known]
+        if unknown and done:
+            close = sorted(known)[:30]
+            raise ReportError(f"no job recorded metric(s) {unknown}; recorded: {', '.join(close)}")
+    else:
+        metrics = [m for m in dict.fromkeys([monitor, *DEFAULT_EXTRA]) if m and m in known]
+    return Report(root, jobs, rows, swept, common, metrics, monitor, mode)
+
+
+def _fmt(v: float) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.5g}"
+
+
+def _pm(mean: float, std: float) -> str:
+    """``mean ± std``, the std to the mean's decimals (5 significant digits of the mean)."""
+    if not math.isfinite(mean) or mean == 0:
+        return f"{_fmt(mean)} ± {_fmt(std)}"
+    if abs(mean) >= 1e6 or abs(mean) < 1e-4:
+        return f"{mean:.4e} ± " + ("–" if math.isnan(std) else f"{std:.4e}")
+    d = max(0, 4 - math.floor(math.log10(abs(mean))))
+    return f"{mean:.{d}f} ± " + ("–" if math.isnan(std) else f"{std:.{d}f}")
+
+
+def _label(row: Row) -> str:
+    return ", ".join(f"{k}={v}" for k, v in row.key) or "(all jobs)"
+
+
+def markdown(rep: Report) -> str:
+    """The report as markdown: a header, one table per metric, the failed and unfinished jobs."""
+    n_ok = sum(j.status == "ok" for j in rep.jobs)
+    n_failed = sum(j.status == "failed" for j in rep.jobs)
+    n_open = sum(j.status == "unfinished" for j in rep.jobs)
+    lines = [f"# Sweep report: {rep.root}", "",
+             f"{len(rep.jobs)} jobs: {n_ok} finished, {n_failed} failed, {n_open} unfinished. "
+             f"Swept: {', '.join(rep.swept) or 'nothing but the seed'}; "
+             f"seeds: {', '.join(str(s) for s in rep.seeds) or '-'}."]
+    if rep.common:
+        lines.append("Common overrides: " + " ".join(f"{k}={v}" for k, v in rep.common.items()))
+    lines += ["Each row: every seed's final value, then mean ± std over the seeds (std: sample standard "
+              "deviation, ddof=1, as seed 003's tables).", ""]
+    seeds = rep.seeds
+    for metric in rep.metrics:
+        tag = " (monitor" + (f", {rep.mode})" if rep.mode else ")") if metric == rep.monitor else ""
+        head = [*(rep.swept or ["group"]), *[f"seed {s}" for s in seeds], "mean ± std", "runs"]
+        lines += [f"## {metric}{tag}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in rep.rows:
+            values = row.values(metric)
+            mean, std = mean_std(values.values())
+            cells = [v for _, v in row.key] or ["all"]
+            cells += [_fmt(values[s]) if s in values else "" for s in seeds]
+            cells += [_pm(mean, std), f"{len(row.finished)}/{len(row.jobs)}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if rep.problems:
+        lines += ["## Failed or unfinished jobs", "", "| job | status | overrides | error |", "|---|---|---|---|"]
+        for j in rep.problems:
+            over = " ".join(f"{k}={v}" for k, v in j.overrides.items() if k not in rep.common)
+            lines.append(f"| {j.num} | {j.status} | {over} | {j.error.replace('|', '/')} |")
+        lines += ["", "Folders: " + ", ".join(str(j.path) for j in rep.problems)
+                  + " (a failed job's error.txt holds its traceback).", ""]
+    return "\n".join(lines)
+
+
+def table_csv(rep: Report) -> str:
+    """One line per row and metric: swept values, metric, n, mean, std, then each seed's value."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    seeds = rep.seeds
+    w.writerow([*rep.swept, "metric", "n", "mean", "std", *[f"seed={s}" for s in seeds]])
+    for metric in rep.metrics:
+        for row in rep.rows:
+            values = row.values(metric)
+            mean, std = mean_std(values.values())
+            w.writerow([*(v for _, v in row.key), metric, len(values), repr(mean), repr(std),
+                        *[repr(values[s]) if s in values else "" for s in seeds]])
+    return buf.getvalue()
+
+
+# -- plots --------------------------------------------------------------------------------------------
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+
+
+def _numeric(values: list[str]) -> list[float] | None:
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        return None
+
+
+def _log_scale(values) -> bool:
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    return v.size > 1 and (v > 0).all() and v.max() / v.min() >= 100
+
+
+def plot_metric(rep: Report, metric: str, out: Path) -> Path | None:
+    """``metric`` (mean ± std) against the first swept key; one line per combination of the others."""
+    if not rep.swept:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x_key = rep.swept[0]
+    lines: dict[str, list[tuple[str, float, float]]] = {}
+    for row in rep.rows:
+        keyd = dict(row.key)
+        rest = ", ".join(f"{k}={v}" for k, v in row.key if k != x_key)
+        mean, std = mean_std(row.values(metric).values())
+        lines.setdefault(rest, []).append((keyd[x_key], mean, std))
+    xs_all = list(dict.fromkeys(x for pts in lines.values() for x, _, _ in pts))
+    numeric = _numeric(xs_all)
+    pos = dict(zip(xs_all, numeric if numeric else range(len(xs_all)), strict=True))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for rest, pts in lines.items():
+        pts = sorted(pts, key=lambda p: pos[p[0]])
+        ax.errorbar([pos[p[0]] for p in pts], [p[1] for p in pts], yerr=[0 if math.isnan(p[2]) else p[2] for p in pts],
+                    marker="o", capsize=4, label=rest or None)
+    if not numeric:
+        ax.set_xticks(range(len(xs_all)), xs_all, rotation=30, ha="right")
+    elif _log_scale(numeric):
+        ax.set_xscale("log")
+    if _log_scale([p[1] for pts in lines.values() for p in pts]):
+        ax.set_yscale("log")
+    ax.set_xlabel(x_key)
+    ax.set_ylabel(f"{metric} (mean ± std over seeds)")
+    if any(lines):
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / f"{_slug(metric)}_vs_{_slug(x_key)}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def read_curve(job: Job, tag: str) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """``(epochs or steps, values, x label)`` of scalar ``tag`` in the job's TensorBoard events."""
+    tb = job.path / "tb"
+    if not tb.is_dir():
+        return None
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb), size_guidance={"scalars": 0, "images": 1, "histograms": 1,
+                                                   "tensors": 1, "audio": 1, "compressedHistograms": 1})
+    acc.Reload()
+    tags = set(acc.Tags().get("scalars", []))
+    if tag not in tags:
+        return None
+    events = acc.Scalars(tag)
+    steps = np.array([e.step for e in events])
+    values = np.array([e.value for e in events], dtype=float)
+    if "epoch" in tags:
+        epoch_of = {e.step: e.value for e in acc.Scalars("epoch")}
+        if all(s in epoch_of for s in steps):
+            return np.array([epoch_of[s] + 1 for s in steps]), values, "epoch"
+    return steps.astype(float), values, "step"
+
+
+def plot_curves(rep: Report, metric: str, out: Path) -> Path | None:
+    """``val/<metric>`` against the epoch: each row's seeds (thin) and their mean (thick), overlaid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    drawn, xlabel, ys = False, "epoch", []
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, row in enumerate(rep.rows):
+        color = colors[i % len(colors)]
+        curves = [c for c in (read_curve(j, f"val/{metric}") for j in row.finished) if c is not None]
+        if not curves:
+            continue
+        for x, y, label in curves:
+            ax.plot(x, y, color=color, alpha=0.3, linewidth=0.8)
+            ys.extend(y)
+            xlabel = label
+        common = sorted(set.intersection(*(set(c[0].tolist()) for c in curves)))
+        if common:
+            mean = [np.mean([c[1][list(c[0]).index(x)] for c in curves]) for x in common]
+            ax.plot(common, mean, color=color, linewidth=2, label=_label(row))
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    if _log_scale(ys):
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"val/{metric}")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / f"{_slug(metric)}_curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(rep: Report, out: str | Path | None = None, plots: bool = True) -> list[Path]:
+    """Writes report.md, report.csv and the plots into ``out`` (default: the sweep folder)."""
+    out = Path(out) if out else rep.root
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "report.md", out / "report.csv"]
+    written[0].write_text(markdown(rep))
+    written[1].write_text(table_csv(rep))
+    if plots and any(j.status == "ok" for j in rep.jobs):
+        for metric in rep.metrics:
+            for f in (plot_metric, plot_curves):
+                path = f(rep, metric, out)
+                if path:
+                    written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", help="a sweep folder (outputs/multirun/<date>/<time>_<name>)")
+    parser.add_argument("--metrics", default=None, help="comma-separated metric names (default: the monitor, "
+                                                          + ", ".join(DEFAULT_EXTRA) + ")")
+    parser.add_argument("--out", default=None, help="folder for report.md, report.csv and plots (default: the sweep)")
+    parser.add_argument("--no-plots", action="store_true", help="tables only")
+    args = parser.parse_args(argv)
+    try:
+        rep = build_report(args.folder, [m for m in (args.metrics or "").split(",") if m] or None)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    written = write_report(rep, args.out, plots=not args.no_plots)
+    print(markdown(rep))
+    print("wrote " + ", ".join(str(p) for p in written))
+    if not any(j.status == "ok" for j in rep.jobs):
+        print(f"error: none of the {len(rep.jobs)} jobs in {rep.root} finished", file=sys.stderr)
+        return EXIT_NOTHING_FINISHED
+    return 0

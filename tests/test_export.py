@@ -1,0 +1,118 @@
+"""`export`: the data-space sampler of a checkpoint as ONNX and TorchScript, checked against torch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from conftest import compose
+from gentwin.data.transforms import Standardize
+from gentwin.export import MAX_ONNX_PASSES, Sampler, main, run_exported
+
+COND_NAMES = ["a", "b", "c"]
+
+
+def make_model(name: str, cond_dim: int, shape=(2,), overrides=()):
+    """An untrained model of ``configs/model/<name>.yaml`` with a fitted scaler, no dataset needed."""
+    cfg = compose([f"model={name}", *overrides])
+    g = torch.Generator().manual_seed(0)
+    transform = Standardize().fit(torch.randn(64, *shape, generator=g) * 3 + 1)
+    torch.manual_seed(0)
+    model = instantiate(cfg.model, shape=shape, cond_dim=cond_dim, transform=transform).eval()
+    model.build_info = {"model": OmegaConf.to_container(cfg.model, resolve=True),
+                        "transform": {"_target_": "gentwin.data.transforms.Standardize"},
+                        "cond_names": COND_NAMES[:cond_dim], "dataset": {}}
+    return model
+
+
+def save_checkpoint(model, path):
+    """What Lightning writes: weights plus ``checkpoint["gentwin"]`` from ``on_save_checkpoint``."""
+    ckpt = {"state_dict": model.state_dict(), "epoch": 0, "global_step": 0}
+    model.on_save_checkpoint(ckpt)
+    torch.save(ckpt, path)
+    return path
+
+
+def cond(n, cond_dim):
+    return torch.randn(n, cond_dim, generator=torch.Generator().manual_seed(1)) if cond_dim else None
+
+
+@pytest.mark.parametrize("name, cond_dim", [("wgan_gp", 0), ("wgan_gp", 3), ("vae", 0), ("cvae", 3)])
+def test_sampler_reproduces_model_sample(name, cond_dim):
+    model = make_model(name, cond_dim)
+    sampler = Sampler(model)
+    c = cond(50, cond_dim)
+    torch.manual_seed(5)
+    want = model.sample(50, c)
+    torch.manual_seed(5)  # the same draws as generate(): z, then the VAE's decoder noise
+    inputs = [torch.randn(50, sampler.latent_dim)] + ([c] if cond_dim else [])
+    if sampler.decoder_noise:
+        inputs.append(torch.randn(50, *model.shape))
+    with torch.no_grad():
+        assert torch.equal(sampler(*inputs), want)
+
+
+@pytest.mark.parametrize("name, cond_dim, fmt", [
+    ("wgan_gp", 3, "onnx"),
+    ("realnvp", 0, "onnx"),
+    pytest.param("vae", 0, "onnx", marks=pytest.mark.slow),
+    pytest.param("maf", 3, "onnx", marks=pytest.mark.slow),
+    pytest.param("nice", 3, "onnx", marks=pytest.mark.slow),
+    ("wgan_gp", 3, "torchscript"),
+    ("vae", 0, "torchscript"),
+    ("cvae", 3, "torchscript"),
+    ("realnvp", 0, "torchscript"),
+    ("nice", 3, "torchscript"),
+    ("maf", 3, "torchscript"),
+])
+def test_export_from_a_checkpoint_matches_torch(tmp_path, capsys, name, cond_dim, fmt):
+    model = make_model(name, cond_dim)
+    ckpt = save_checkpoint(model, tmp_path / "best.ckpt")
+    out = tmp_path / f"sampler.{'onnx' if fmt == 'onnx' else 'pt'}"
+    assert main([str(ckpt), "--format", fmt, "--out", str(out)]) == 0, capsys.readouterr().err
+    assert f"wrote {out}" in capsys.readouterr().out
+
+    meta = json.loads(out.with_name(out.name + ".json").read_text())
+    sampler = Sampler(model)
+    assert meta["shape"] == [2] and meta["cond_dim"] == cond_dim and meta["cond_names"] == COND_NAMES[:cond_dim]
+    assert meta["latent_dim"] == sampler.latent_dim and meta["format"] == fmt
+    assert [i["name"] for i in meta["inputs"]] == sampler.input_names
+    assert meta["check"]["max_abs_diff"] < 1e-5
+
+    # Independently of the built-in check: another batch size than at export, against torch.
+    g = torch.Generator().manual_seed(7)
+    inputs = sampler.example_inputs(33, g)
+    with torch.no_grad():
+        want = sampler(*inputs)
+    got = run_exported(out, fmt, inputs, sampler.input_names)
+    assert got.shape == (33, 2)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_long_autoregressive_inverse_is_refused_for_onnx_with_advice(tmp_path, capsys):
+    model = make_model("maf", 0, shape=(64,), overrides=["model.flow.transforms=3"])
+    assert Sampler(model).sequential_passes == 3 * 64 > MAX_ONNX_PASSES
+    ckpt = save_checkpoint(model, tmp_path / "maf.ckpt")
+    assert main([str(ckpt), "--format", "onnx", "--out", str(tmp_path / "maf.onnx")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "192 sequential network passes" in err[0] and "--format torchscript" in err[0]
+    assert not (tmp_path / "maf.onnx").exists()
+
+
+def test_not_a_checkpoint_is_one_line_and_exit_2(tmp_path, capsys):
+    bad = tmp_path / "model.ckpt"
+    torch.save({"state_dict": {}}, bad)
+    assert main([str(bad), "--format", "torchscript"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "not a gentwin checkpoint" in err[0]
+    assert main([str(tmp_path / "missing.ckpt")]) == 2
+    assert "no such checkpoint file" in capsys.readouterr().err
+    junk = tmp_path / "junk.ckpt"
+    junk.write_text("junk\n")
+    assert main([str(junk)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a gentwin checkpoint" in err[0]

@@ -1,0 +1,198 @@
+"""`report`: exact seed statistics on a synthetic sweep; a real sweep with a failing job; HParams."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from conftest import TINY, cli, run_dirs
+from gentwin.report import build_report, main, markdown, mean_std
+
+# Seed 003 Table 1: WGAN-GP chi2 after 4000 epochs, TEST 1-3, per latent dimension.
+TABLE1 = {32: (459.5, 408.9, 452.6), 24: (440.9, 448.6, 489.1), 16: (388.1, 460.7, 464.2),
+          12: (481.1, 418.5, 444.0), 8: (423.2, 481.0, 446.4), 4: (582.8, 501.3, 741.5)}
+# Its printed means and standard deviations (truncated to 2 decimals by the report's authors).
+TABLE1_PRINTED = {32: (440.33, 27.43), 24: (459.53, 25.89), 16: (437.66, 42.96), 12: (447.86, 31.47),
+                  8: (450.2, 29.08), 4: (608.53, 122.15)}
+
+
+def fake_job(root, num, overrides, seed, metrics=None, error=None, curve=None):
+    """A job folder as `run -m` writes it (curve: val/chi2 per epoch into tb/ events)."""
+    job = root / f"{num}_{','.join(overrides)}"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (job / ".hydra" / "config.yaml").write_text(f"seed: {seed}\nmetric:\n  monitor: chi2\n  mode: min\n")
+    if metrics is not None:
+        (job / "metrics.json").write_text(json.dumps({"monitor": "val/chi2", "best_checkpoint": None,
+                                                      "metrics": metrics}))
+    if error is not None:
+        (job / "error.txt").write_text(error + "\n\nTraceback ...\n")
+    if curve is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(str(job / "tb")) as w:
+            for epoch, value in enumerate(curve):
+                w.add_scalar("val/chi2", value, global_step=10 * epoch + 9)
+                w.add_scalar("epoch", epoch, global_step=10 * epoch + 9)
+    return job
+
+
+@pytest.fixture
+def table1_sweep(tmp_path):
+    root = tmp_path / "sweep"
+    num = 0
+    for dim, values in TABLE1.items():
+        for seed, value in enumerate(values, start=1):
+            curve = [2 * value, value] if dim in (32, 4) else None
+            fake_job(root, num, [f"model.latent_dim={dim}", f"seed={seed}", "dataset=tpc"], seed,
+                     {"chi2": value, "samples_per_second": 1000.0 * seed, "wall_time_s": 1.5}, curve=curve)
+            num += 1
+    fake_job(root, num, ["model.latent_dim=2", "seed=1", "dataset=tpc"], 1,
+             error="ConfigError: invalid value model.latent_dim=2: demo")
+    fake_job(root, num + 1, ["model.latent_dim=2", "seed=2", "dataset=tpc"], 2)  # no record: unfinished
+    return root
+
+
+def test_sample_std_matches_seed_003_table_1():
+    for dim, values in TABLE1.items():
+        mean, std = mean_std(values)
+        printed_mean, printed_std = TABLE1_PRINTED[dim]
+        assert abs(mean - printed_mean) < 0.01 and abs(std - printed_std) < 0.01, dim  # ddof=1, truncated
+        assert abs(np.std(values) - printed_std) > 4  # ddof=0 would not match
+    assert math.isnan(mean_std([1.0])[1])
+
+
+def test_report_of_a_synthetic_sweep_gives_exact_means_and_stds(table1_sweep, capsys):
+    rep = build_report(table1_sweep)
+    assert rep.swept == ["model.latent_dim"] and rep.common == {"dataset": "tpc"}
+    assert rep.metrics == ["chi2", "samples_per_second", "wall_time_s"] and rep.monitor == "chi2"
+    assert [dict(r.key)["model.latent_dim"] for r in rep.rows] == ["32", "24", "16", "12", "8", "4", "2"]
+    for row in rep.rows[:6]:
+        values = TABLE1[int(row.key[0][1])]
+        assert row.values("chi2") == dict(zip((1, 2, 3), values, strict=True))
+        assert mean_std(row.values("chi2").values()) == (np.mean(values), np.std(values, ddof=1))
+
+    assert main([str(table1_sweep), "--metrics", "val/chi2"]) == 0
+    out = capsys.readouterr().out
+    assert "| 32 | 459.5 | 408.9 | 452.6 | 440.33 ± 27.44 | 3/3 |" in out
+    assert "| 4 | 582.8 | 501.3 | 741.5 | 608.53 ± 122.15 | 3/3 |" in out
+    assert "| 2 |  |  |  | – ± – | 0/2 |" in out
+    assert "## chi2 (monitor, min)" in out and "samples_per_second" not in out
+    # Failed and unfinished jobs are listed, with the error.
+    assert "| 18 | failed | model.latent_dim=2 seed=1 | ConfigError: invalid value" in out
+    assert "| 19 | unfinished | model.latent_dim=2 seed=2 |  |" in out
+
+    rows = list(csv.DictReader((table1_sweep / "report.csv").open()))
+    first = rows[0]
+    assert first["model.latent_dim"] == "32" and first["metric"] == "chi2" and first["n"] == "3"
+    assert float(first["mean"]) == np.mean(TABLE1[32]) and float(first["std"]) == np.std(TABLE1[32], ddof=1)
+    assert [float(first[f"seed={s}"]) for s in (1, 2, 3)] == list(TABLE1[32])
+    assert (table1_sweep / "report.md").read_text() == markdown(build_report(table1_sweep, ["chi2"]))
+    assert (table1_sweep / "chi2_vs_model.latent_dim.png").stat().st_size > 1000
+    assert (table1_sweep / "chi2_curves.png").stat().st_size > 1000
+
+
+def test_several_swept_keys_give_one_row_per_combination(tmp_path):
+    root = tmp_path / "sweep"
+    num = 0
+    for lr in ("1e-4", "1e-3"):
+        for gp in ("1", "10"):
+            for seed in (1, 2):
+                fake_job(root, num, [f"optimizer.lr={lr}", f"model.loss.gp_weight={gp}", f"seed={seed}"], seed,
+                         {"chi2": float(num)})
+                num += 1
+    rep = build_report(root, ["chi2"])
+    assert rep.swept == ["optimizer.lr", "model.loss.gp_weight"] and len(rep.rows) == 4
+    assert [mean_std(r.values("chi2").values())[0] for r in rep.rows] == [0.5, 2.5, 4.5, 6.5]
+    assert main([str(root), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "chi2_vs_optimizer.lr.png").exists()
+
+
+def test_no_runs_or_unknown_metric_is_one_line_and_exit_2(tmp_path, table1_sweep, capsys):
+    assert main([str(tmp_path / "empty_or_missing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "no such folder" in err[0]
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no runs here" in err[0]
+    assert main([str(table1_sweep), "--metrics", "nope"]) == 2
+    assert "no job recorded metric(s) ['nope']" in capsys.readouterr().err
+
+
+def test_multirun_with_a_failing_job_gives_a_two_row_table_and_hparams(tmp_path):
+    # 2 latent sizes x seeds 1, 2, plus a deliberately invalid latent size (two failing jobs).
+    out = cli("run", "-m", *TINY, "model=nice", "model.flow.transforms=2,1,-1", "seed=1,2", cwd=tmp_path)
+    assert out.returncode != 0  # Hydra runs every job of the batch, then reports the failure
+    runs = run_dirs(tmp_path / "outputs" / "multirun")
+    assert len(runs) == 6
+    done = [r for r in runs if (r / "metrics.json").exists()]
+    failed = [r for r in runs if (r / "error.txt").exists()]
+    assert len(done) == 4 and len(failed) == 2
+    assert all("model.flow.transforms=-1" in r.name for r in failed)
+    assert (failed[0] / "error.txt").read_text().startswith("ConfigError: invalid value model.flow.transforms=-1")
+
+    sweep = runs[0].parent
+    rep = cli("report", str(sweep), cwd=tmp_path)
+    assert rep.returncode == 0, rep.stderr
+    table = [line for line in rep.stdout.splitlines() if line.startswith("| ")]
+    head = "| model.flow.transforms | seed 1 | seed 2 | mean ± std | runs |"
+    assert table[0] == head
+    rows = [line for line in table if line.startswith(("| 2 |", "| 1 |"))]
+    assert len(rows) == 3 * 2  # 2 finished rows for each of 3 metric tables
+    assert "| -1 |  |  | – ± – | 0/2 |" in table
+    assert "| 4 | failed | model.flow.transforms=-1 seed=1 | ConfigError: invalid value" in rep.stdout
+    assert "| 5 | failed | model.flow.transforms=-1 seed=2 | ConfigError: invalid value" in rep.stdout
+    for name in ("report.md", "report.csv", "multivariate_energy_vs_model.flow.transforms.png",
+                 "multivariate_energy_curves.png"):
+        assert (sweep / name).exists(), name
+    for r in done:
+        check_hparams_session(r)
+
+
+def check_hparams_session(run):
+    """TensorBoard's HParams tab: the run's session holds its hyperparameters and real final metrics."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0, "images": 1, "tensors": 0}).Reload()
+    content = acc.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hp = start.session_start_info.hparams
+    overrides = dict(o.split("=", 1) for o in run.name.split("_", 1)[1].split(","))
+    assert hp["model.flow.transforms"].number_value == float(overrides["model.flow.transforms"])
+    assert hp["seed"].number_value == float(overrides["seed"])
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    tags = {m.name.tag for m in experiment.metric_infos}
+    assert "final/multivariate/energy" in tags
+    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+    (event,) = acc.Scalars("final/multivariate/energy")
+    assert event.value == pytest.approx(metrics["multivariate/energy"], rel=1e-6) and event.value != -1
+    assert "hp_metric" not in acc.Tags()["scalars"]
+
+
+@pytest.mark.slow
+def test_table1_script_at_smoke_scale(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import CONFIGS, ROOT
+
+    if not (CONFIGS / "dataset" / "tpc.yaml").exists():
+        pytest.skip("dataset=tpc is absent")
+    bin_dir = str(Path(sys.executable).parent)
+    env = dict(os.environ, CI="1", OMP_NUM_THREADS="1", LATENT="8,4", SEEDS="1,2", SWEEP=str(tmp_path / "t1"),
+               PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "table1_latent.sh"), "dataset.n=600", "trainer.max_epochs=1",
+                          "trainer.check_val_every_n_epoch=1"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| model.latent_dim | seed 1 | seed 2 | mean ± std | runs |" in out.stdout
+    assert "## chi2 (monitor, min)" in out.stdout
+    assert sum(line.startswith(("| 8 |", "| 4 |")) for line in out.stdout.splitlines()) == 2 * 2

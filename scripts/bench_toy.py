@@ -25,8 +25,7 @@ from gentwin.run import run  # noqa: E402
 
 # Training settings per model (the rest are the model's defaults in configs/model/).
 SETTINGS = {
-    "wgan_gp": ["dataset.batch_size=128", "model.critic_steps=5", "trainer.max_epochs=120", "optimizer.lr=3e-4",
-                "model.ema=0.999",
+    "wgan_gp": ["dataset.batch_size=128", "model.critic_steps=5", "trainer.max_epochs=220", "optimizer.lr=3e-4",
                 "schedule/lr=cosine"],
     "realnvp": ["dataset.batch_size=256", "trainer.max_epochs=60", "optimizer.lr=1e-3", "schedule/lr=cosine"],
     "maf": ["dataset.batch_size=256", "trainer.max_epochs=60", "optimizer.lr=1e-3", "schedule/lr=cosine"],

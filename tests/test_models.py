@@ -27,3 +27,26 @@ def test_generator_ema_averages_the_updates_and_is_used_for_sampling(tmp_path):
     torch.manual_seed(1)
     z = torch.randn(5, gan.latent_dim)
     assert torch.allclose(x, gan.generator_ema.module(z)) and not torch.allclose(x, gan.generator(z))
+
+
+def test_evaluation_leaves_non_finite_samples_out_and_counts_them():
+    from hydra.utils import instantiate
+
+    from gentwin.evaluate import evaluate
+
+    cfg = compose(["dataset=gaussian2d", *TINY])
+    dm = instantiate(cfg.dataset)
+    dm.setup()
+
+    class Stub(torch.nn.Module):  # returns the held-out data with every fourth sample NaN
+        device = torch.device("cpu")
+
+        def sample(self, n, c=None):
+            x = torch.as_tensor(dm.x_raw_val[:n]).clone()
+            x[::4] = float("nan")
+            return x
+
+    entries = {k: instantiate(v) for k, v in cfg.metric.entries.items()}
+    metrics, _, _ = evaluate(Stub(), dm, entries, figures=False)
+    assert metrics["finite_fraction"] == 0.75
+    assert metrics["w1/x0"] == 0.0 and metrics["multivariate/energy"] == 0.0  # the finite rest is the data

@@ -183,9 +183,10 @@ def test_sample_from_dataset_and_usage_errors(checkpoint, tmp_path, monkeypatch,
     assert not (tmp_path / "e.npz").exists() and not list(tmp_path.glob(".*tmp"))
 
 
-def test_sample_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
+@pytest.mark.parametrize("content", [b"params: 0 0 40 30\n 30 40 1.0\n", b"hello\n", bytes(range(256)) * 4])
+def test_sample_refuses_a_file_that_is_not_a_checkpoint(tmp_path, content):
     path = tmp_path / "model.ckpt"
-    path.write_text("params: 0 0 40 30\n 30 40 1.0\n")
+    path.write_bytes(content)
     res = cli("sample", str(path), "n=3", "out=x.npz", cwd=tmp_path)
     errors = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2

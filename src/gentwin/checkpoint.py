@@ -7,8 +7,6 @@ rebuild the module, load its weights (the fitted transform is part of them) and 
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +37,7 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError):
+    except Exception:  # torch.load on an arbitrary file raises KeyError, UnpicklingError, EOFError, ...
         raise CheckpointError(f"{path}: not a gentwin checkpoint (torch.load cannot read it as a checkpoint "
                               f"of tensors and plain values)") from None
     info = ckpt.get("gentwin") if isinstance(ckpt, dict) else None

@@ -44,9 +44,16 @@ def evaluate(model, dm, entries: dict, figures: bool = True, seed: int | None = 
     rate = len(real) / max(time.perf_counter() - t0, 1e-9)
     if not hasattr(dm, "_real_properties"):
         dm._real_properties = dm.properties(real, c_raw)
-    fake_props = dm.properties(fake, c_raw)
+    # Non-finite samples (a diverging flow, an overflowing inverse transform) are counted in
+    # finite_fraction and left out of the comparison, so one bad sample does not blank a validation.
     finite = np.isfinite(fake.reshape(len(fake), -1)).all(axis=1)
-    metrics = run_metrics(entries, dm._real_properties, fake_props, dm.conditions(c_raw)) if finite.all() else {}
+    keep = slice(None) if finite.all() else finite
+    c_kept = None if c_raw is None else c_raw[keep]
+    real_props = dm._real_properties if finite.all() else \
+        {k: np.asarray(v)[finite] for k, v in dm._real_properties.items()}
+    metrics = {}
+    if finite.sum() >= 2:
+        metrics = run_metrics(entries, real_props, dm.properties(fake[keep], c_kept), dm.conditions(c_kept))
     if hasattr(model, "log_prob"):  # flows exactly, VAEs through the ELBO bound: nats per sample
         with torch.no_grad():
             x = torch.as_tensor(real, dtype=torch.float32, device=model.device)
@@ -54,5 +61,5 @@ def evaluate(model, dm, entries: dict, figures: bool = True, seed: int | None = 
         metrics["nll"] = float(-lp.mean())
     metrics["finite_fraction"] = float(finite.mean())
     metrics["samples_per_second"] = rate
-    figs = dm.figures(real, fake, c_raw) if figures and finite.all() else {}
+    figs = dm.figures(real[keep], fake[keep], c_kept) if figures and finite.sum() >= 2 else {}
     return metrics, figs, (fake, c_raw)

@@ -256,3 +256,10 @@ def test_classifier_entry(one_thread):
     out = classifier(real, fake, epochs=50)
     assert list(out) == ["auc"] and out["auc"] > 0.95
     assert np.isnan(classifier_auc(real["x0"], np.full(300, np.nan)))
+
+
+def test_classifier_trains_under_inference_mode_as_in_lightning_validation():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(400, 3)), rng.normal(size=(400, 3)) + 2.0
+    with torch.inference_mode():
+        assert classifier_auc(x, y) > 0.95

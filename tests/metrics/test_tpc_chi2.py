@@ -25,10 +25,10 @@ def test_chi2_small_for_resample_large_for_shift(sim):
     assert same["skipped_bins"] == 0 and shifted["skipped_bins"] == 0
     assert 0 < same["chi2"] < 1.5 * N_TERMS
     assert shifted["chi2"] > 20 * N_TERMS
-    assert shifted["chi2/Mean1/dip_angle"] > 50 * shifted["chi2/Mean0/dip_angle"]
-    keys = {f"chi2/{s}/{v}" for s in CHI2_STATISTICS + ("Sum",) for v in PROFILE_VARIABLES}
+    assert shifted["term/Mean1/dip_angle"] > 50 * shifted["term/Mean0/dip_angle"]
+    keys = {f"term/{s}/{v}" for s in CHI2_STATISTICS + ("Sum",) for v in PROFILE_VARIABLES}
     assert keys <= same.keys()
-    assert same["chi2"] == pytest.approx(sum(same[f"chi2/{s}/{v}"] for s in CHI2_STATISTICS for v in PROFILE_VARIABLES))
+    assert same["chi2"] == pytest.approx(sum(same[f"term/{s}/{v}"] for s in CHI2_STATISTICS for v in PROFILE_VARIABLES))
 
 
 def test_gain_error_only_seen_by_chi2_amp(sim):

@@ -599,8 +599,7 @@ def on_valid_events(real: dict, fake: dict, cond: dict | None = None, *, metric,
 
     Images with zero total amplitude have NaN moments (:func:`tpc_properties`); distances on the
     statistic vectors need finite values. Each side keeps its own valid events; the count left out
-    is :func:`gentwin.metrics.tpc.tpc_chi2`'s ``n_invalid_fake``. Gradients are enabled (Lightning
-    validates under inference mode), so an entry may train (the classifier two-sample test).
+    is :func:`gentwin.metrics.tpc.tpc_chi2`'s ``n_invalid_fake``.
 
     Args:
         real, fake: property dicts, each ``name -> (N,)``.
@@ -614,9 +613,7 @@ def on_valid_events(real: dict, fake: dict, cond: dict | None = None, *, metric,
     (real, n_real), (fake, n_fake) = keep(real), keep(fake)
     if n_real < 2 or n_fake < 2:
         return {"n_valid_fake": float(n_fake)}
-    # Lightning validates under inference mode; a classifier two-sample test must train.
-    with torch.inference_mode(False), torch.enable_grad():
-        return metric(real, fake, cond, **params)
+    return metric(real, fake, cond, **params)
 
 
 class TPCDataModule(ArrayDataModule):
@@ -761,7 +758,7 @@ class TPCDataModule(ArrayDataModule):
             return self.window_counts()
         variables = [v for v in PROFILE_VARIABLES if v in cond]
         r = tpc_chi2(real, fake, cond, variables=variables)
-        terms = sorted(((k[5:], v) for k, v in r.items() if k.startswith("chi2/")), key=lambda kv: -kv[1])
+        terms = sorted(((k[5:], v) for k, v in r.items() if k.startswith("term/")), key=lambda kv: -kv[1])
         n = len(cond[variables[0]]) if variables else 0
         lines = [f"TPC profile chi2 on {n} held-out events: chi2 {r['chi2']:.1f}  chi2_amp {r['chi2_amp']:.1f}  "
                  f"skipped bins {r['skipped_bins']:.0f}  zero-amplitude images real {r['n_invalid_real']:.0f} / "

@@ -345,6 +345,12 @@ def classifier_auc(
         D. Lopez-Paz and M. Oquab, ICLR 2017; C. Krause et al., arXiv:2410.21611 (CaloChallenge
         evaluation).
     """
+    # Callers may run under inference mode (Lightning's validation): the classifier must train.
+    with torch.inference_mode(False), torch.enable_grad():
+        return _classifier_auc(x, y, seed, epochs, hidden, lr, max_samples)
+
+
+def _classifier_auc(x, y, seed, epochs, hidden, lr, max_samples) -> float:
     x, y = _as_2d(x), _as_2d(y)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         return float("nan")
@@ -360,7 +366,8 @@ def classifier_auc(
     as_tensor = lambda a: torch.as_tensor((a - mean) / std, dtype=torch.float32)
     labels = torch.cat([torch.ones(len(x_tr)), torch.zeros(len(y_tr))])
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(len(y_tr) / len(x_tr)))
-    with torch.random.fork_rng(devices=[]):
+    # Callers may run under inference mode (Lightning's validation): the classifier must train.
+    with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.enable_grad():
         torch.manual_seed(seed)
         d = x.shape[1]
         net = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))

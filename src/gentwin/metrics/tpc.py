@@ -149,7 +149,8 @@ def tpc_chi2(
         ``skipped_bins`` / ``skipped_bins_amp`` (terms, i.e. (statistic, variable, bin), left out of
         ``chi2`` / ``chi2_amp`` because real or generated had fewer than two events or both errors
         were zero), ``n_invalid_real`` / ``n_invalid_fake`` (images with NaN moments, i.e. zero
-        total amplitude, left out of the moment statistics), and ``chi2/<statistic>/<variable>``.
+        total amplitude, left out of the moment statistics), and ``term/<statistic>/<variable>`` (logged
+        as ``val/chi2/term/...``).
     """
     statistics = CHI2_STATISTICS + ("Sum",)
     profiles = tpc_profiles(real, fake, cond, cond_fake, variables, statistics, n_bins, n_bootstrap, seed)
@@ -164,7 +165,7 @@ def tpc_chi2(
             d_upper = (p["fake_mean"] + p["fake_std"]) - (p["real_mean"] + p["real_std"])
             d_lower = (p["fake_mean"] - p["fake_std"]) - (p["real_mean"] - p["real_std"])
             term = float(np.sum((d_upper[use] ** 2 + d_lower[use] ** 2) / err2[use]))
-            out[f"chi2/{stat}/{var}"] = term
+            out[f"term/{stat}/{var}"] = term
             total[stat] += term
             skipped[stat] += int((~use).sum())
     out["chi2"] = float(sum(total[s] for s in CHI2_STATISTICS))

@@ -169,6 +169,117 @@ def test_postprocess_failures_are_none_not_errors():
         postprocess(np.zeros((3, 64, 64)))
 
 
+# --------------------------------------------------------------------------------------------
+# Validity: only usable half-leaves count (``valid_rate`` of seed 000's metric)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def more_images():
+    """80 further simulated half-leaves at 64 px."""
+    return rasterize(half_leaves(simulate_leaves(40, np.random.default_rng(11))), size=64)
+
+
+def _reason(image, **kw):
+    return postprocess(image, return_reason=True, **kw)[1]
+
+
+def test_simulated_half_leaves_stay_valid(more_images):
+    assert np.mean([_reason(im) is None for im in more_images]) >= 0.97
+    rng = np.random.default_rng(12)
+    noisy = np.clip(more_images + rng.normal(0.0, 0.2, more_images.shape), 0.0, 1.0).astype(np.float32)
+    assert image_properties(noisy)["valid"].mean() >= 0.95
+
+
+def test_uniform_noise_is_invalid():
+    noise = np.random.default_rng(0).random((100, 2, 64, 64)).astype(np.float32)
+    assert image_properties(noise)["valid"].mean() <= 0.02
+    # the criteria reject it: the geometry alone would pass it as a leaf
+    assert all(postprocess(im, validate=False) is not None for im in noise[:5])
+
+
+def _off_edge_shapes(rng: np.random.Generator, n: int, size: int = 64) -> np.ndarray:
+    """Gaussian blobs and rectangles of leaf size, clear of the cut edge (column 0) and the frame.
+
+    The vein channel holds a horizontal and a vertical line through the shape's centre.
+    """
+    r, c = np.mgrid[:size, :size].astype(float)
+    out = np.zeros((n, 2, size, size), np.float32)
+    for k in range(n):
+        if k % 2 == 0:  # exp(-d^2 / 2 s^2) > 0.5 is a disk of radius 1.18 s
+            s = rng.uniform(6.0, 12.0)
+            rad = 1.18 * s
+            cy, cx = rng.uniform(rad + 2, size - rad - 2), rng.uniform(rad + 2, size - rad - 2)
+            out[k, 0] = np.exp(-((r - cy) ** 2 + (c - cx) ** 2) / (2 * s**2))
+        else:
+            h, w = rng.integers(12, 50), rng.integers(10, 40)
+            top, left = rng.integers(2, size - h - 1), rng.integers(2, size - w - 1)
+            out[k, 0, top : top + h, left : left + w] = 1.0
+            cy, cx = top + h / 2, left + w / 2
+        out[k, 1] = (out[k, 0] > 0.5) & ((np.abs(r - cy) < 1) | (np.abs(c - cx) < 1))
+    return out
+
+
+def test_shapes_off_the_cut_edge_are_invalid():
+    shapes = _off_edge_shapes(np.random.default_rng(1), 100)
+    assert shapes[:, 0, :, :2].max() < 0.5  # clear of the cut edge
+    reasons = [_reason(im) for im in shapes]
+    assert np.mean([x is not None for x in reasons]) >= 0.95
+    # they are leaf-sized and compact, so it is the cut edge that rejects them
+    assert np.mean([_reason(im, min_cut_edge=0.0) is None for im in shapes]) >= 0.8
+
+
+def test_blank_and_full_images_are_invalid():
+    for value in (0.0, 1.0):
+        assert postprocess(np.full((2, 64, 64), value, np.float32)) is None
+    leaf_only = np.zeros((2, 64, 64), np.float32)
+    leaf_only[0] = 1.0
+    assert _reason(leaf_only) == "area"
+
+
+def _shifted(leaf: Leaf, dx: float, dy: float) -> Leaf:
+    def f(g):
+        return shapely.affinity.translate(g, dx, dy)
+
+    return Leaf(f(leaf.outline), f(leaf.main_vein), tuple(map(f, leaf.veins)), tuple(map(f, leaf.holes)))
+
+
+def _defect(kind: str, leaf: Leaf, image: np.ndarray) -> np.ndarray:
+    """An image of ``leaf`` (or a leaf-like shape) with one defect."""
+    axis = LineString([(0.0, 0.0), (0.0, 8.0)])
+    if kind == "fragmented":  # a detached piece of 2.8 cm^2 (17 % of the leaf) right of it
+        r, c = np.mgrid[:64, :64]
+        out = image.copy()
+        out[0][(r - 32) ** 2 + (c - 52) ** 2 <= 36] = 1.0
+        return out
+    if kind == "area":  # 2 cm^2
+        return rasterize([Leaf(box(0.0, 0.0, 1.0, 2.0), LineString([(0.0, 0.0), (0.0, 2.0)]))])[0]
+    if kind == "frame":  # moved up 3 cm: the top 1.1 cm leaves the window
+        return rasterize([_shifted(leaf, 0.0, 3.0)])[0]
+    if kind == "cut_edge":  # moved 1 cm off the main-vein axis
+        return rasterize([_shifted(leaf, 1.0, 0.0)])[0]
+    if kind == "compactness":  # a comb: spine on the cut edge, ten 0.3 cm teeth
+        teeth = [box(0.0, 0.5 + 0.8 * k, 6.0, 0.8 + 0.8 * k) for k in range(10)]
+        return rasterize([Leaf(shapely.union_all([box(0.0, 0.0, 0.6, 8.2), *teeth]), axis)])[0]
+    if kind == "holes":  # 24 square holes, 57 % of the outline
+        corners = [(0.3 + 1.3 * i, 0.3 + 1.3 * j) for i in range(4) for j in range(6)]
+        holes = tuple(box(x, y, x + 1.05, y + 1.05) for x, y in corners)
+        return rasterize([Leaf(box(0.0, 0.0, 5.55, 8.1), axis, (), holes)])[0]
+    if kind == "veins":  # the vein channel left empty
+        out = image.copy()
+        out[1] = 0.0
+        return out
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["fragmented", "area", "frame", "cut_edge", "compactness", "holes", "veins"])
+def test_each_validity_criterion_rejects_its_defect(kind, halves, images):
+    assert _reason(images[0]) is None
+    bad = _defect(kind, halves[0], images[0])
+    assert _reason(bad) == kind
+    assert postprocess(bad, validate=False) is not None  # the geometry exists; the criterion rejects it
+
+
 def test_leaf_properties_exact_values():
     props = leaf_properties([_square_leaf(), None])
     assert set(props) == {*LEAF_PROPERTIES, "valid"}

@@ -55,6 +55,28 @@ Resolution limits (tuned for 64 px, i.e. p = 0.156 cm; finer images are easier)
     64 px and post-processing recovered the area within 1.5 %, the hole count exactly and the vein
     count within +-1 for all of them (exactly for 99.4 %); with Gaussian pixel noise of std 0.2
     added, the same except 99.9 % for veins within +-1.
+
+Validity (what ``valid`` and seed 000's ``valid_rate`` count)
+    A generated image counts only if it shows a half-leaf a digital twin can use; geometry alone
+    is not enough (without the criteria 100 of 100 uniform-noise images gave a "leaf"). The leaf
+    channel must hold one leaf, not pieces: other components above a speck of 0.25 cm^2 may add
+    up to 10 % of the leaf's area. The leaf (holes filled) covers 3-60 % of the window: simulated
+    half-leaves cover 9-26 % of the 10 x 10 cm window (1000 at 64 px, 300 each at 32 and 128),
+    uniform noise 33-93 %. It is not clipped by the window: at most 0.5 cm of it lies on the
+    image borders other than the cut edge (simulated: none). It runs along the cut edge, where
+    the machine holds the main vein: at least 80 % of the rows from base to tip hold leaf pixels
+    in the column at x = 0 (simulated: 100 %, >= 95 % with pixel noise of std 0.2 at 64 px and
+    >= 87 % at 32 px; uniform noise 6-69 %). Its outline is a valid simple polygon, compact with
+    an isoperimetric ratio perimeter^2 / (4 pi area) of at most 3.5 (simulated: 1.35-2.3, 2.9 with
+    noise; uniform noise 4.3-48); every hole lies inside it and the holes take at most half of it
+    (simulated: <= 13 %). A vein of at least 1.5 cm lies in it (simulated: >= 3.2 cm, the main
+    vein). With these defaults all simulated half-leaves above stay valid, clean and with two
+    noise draws of std 0.2, while all of 200 uniform-noise images at each of 32, 64 and 128 px,
+    300 Gaussian-smoothed noise fields (sigma 1-4 px) at 32 and at 64 px, and 998 of 1000
+    leaf-sized blobs and rectangles clear of the cut edge (the other 2: too small) are rejected.
+    Alone, the cut-edge and compactness criteria each reject all uniform noise at 64 px, the area
+    and frame criteria all at 64 px and 91-100 % at 32 px. ``postprocess(..., return_reason=True)``
+    names the failed criterion; ``validate=False`` turns them off.
 """
 
 from __future__ import annotations
@@ -536,8 +558,13 @@ def _to_cm(rc: np.ndarray, size: int, extent: Extent) -> np.ndarray:
     return np.column_stack([extent[0] + (rc[:, 1] + 0.5) * p, extent[3] - (rc[:, 0] + 0.5) * p])
 
 
-def _contour_polygon(mask: np.ndarray, size: int, extent: Extent, connected: str) -> Polygon | None:
-    """Polygon of the 0.5 iso-line around the single region of ``mask`` (marching squares)."""
+def _contour_polygon(
+    mask: np.ndarray, size: int, extent: Extent, connected: str, repair: bool = True
+) -> Polygon | None:
+    """Polygon of the 0.5 iso-line around the single region of ``mask`` (marching squares).
+
+    A self-touching ring is repaired to its largest valid part, or with ``repair=False`` gives None.
+    """
     rows, cols = np.nonzero(mask)
     r0, c0 = rows.min() - 1, cols.min() - 1
     crop = np.pad(mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1], 1).astype(float)
@@ -548,6 +575,8 @@ def _contour_polygon(mask: np.ndarray, size: int, extent: Extent, connected: str
     if len(ring) < 4:
         return None
     poly = Polygon(_to_cm(ring, size, extent))
+    if not poly.is_valid and not repair:
+        return None
     if not poly.is_valid:
         parts = _polygons(poly.buffer(0))
         poly = max(parts, key=lambda q: q.area) if parts else None
@@ -739,8 +768,20 @@ def postprocess(
     min_vein_pixels: float = 4.0,
     max_turn: float = 30.0,
     max_gap: float = 3.0,
-) -> Leaf | None:
-    """Convert a generated (leaf, vein) image back to a Leaf (seed 000 §4.2, Fig. 8).
+    *,
+    validate: bool = True,
+    speck_area: float = 0.25,
+    max_fragments: float = 0.1,
+    min_area: float = 0.03,
+    max_area: float = 0.6,
+    max_frame_contact: float = 0.5,
+    min_cut_edge: float = 0.8,
+    max_isoperimetric: float = 3.5,
+    max_hole_fraction: float = 0.5,
+    min_vein_length: float = 1.5,
+    return_reason: bool = False,
+):
+    """Convert a generated (leaf, vein) image back to a Leaf (seed 000 §4.2, Fig. 8), or reject it.
 
     Leaf channel: threshold, keep the largest 8-connected region (stray blobs are noise), fill
     background regions smaller than ``min_hole_pixels``; the outline and each hole are the 0.5
@@ -752,6 +793,11 @@ def postprocess(
     facing each other (veins broken by noise); lines shorter than ``min_vein_pixels`` are dropped
     and the rest smoothed (Douglas-Peucker, 0.5 px). The longest line becomes the main vein.
 
+    With ``validate`` (the default) the image must also show a half-leaf a digital twin can use
+    (the criteria and their measurements: module docstring, "Validity"); areas and lengths are in
+    cm of ``extent``, so the criteria do not depend on the image size. The checks run in the order
+    of the arguments below, cheap mask checks first, and the first failure is the ``reason``.
+
     Args:
         image: shape (2, H, W) with H == W, values in [0, 1] (map a tanh output first).
         threshold: level separating foreground from background in both channels.
@@ -761,32 +807,85 @@ def postprocess(
         min_vein_pixels: vein lines shorter than this are removed.
         max_turn: largest turn (degrees) at which further pairs of veins join at a junction.
         max_gap: largest gap (pixels) bridged between two vein ends facing each other.
+        validate: apply the validity criteria below; False accepts any geometry the image gives.
+        speck_area: leaf-channel components other than the largest and smaller than this (cm^2)
+            are specks and ignored (0.25 cm^2: 10 px at 64 px, below the smallest hole).
+        max_fragments: ``"fragmented"`` when the other components of at least ``speck_area``
+            together exceed this fraction of the leaf's area (one leaf, not pieces of one).
+        min_area: ``"area"`` when the leaf (holes filled) covers less than this fraction of the
+            window (0.03: a third of the smallest simulated half-leaf, 9 cm^2 of 100)...
+        max_area: ...or more than this fraction (0.6: simulated half-leaves cover at most 0.26,
+            whole leaves twice that; a leaf channel that is mostly foreground is no leaf).
+        max_frame_contact: ``"frame"`` when the leaf runs along the image borders, other than the
+            cut edge, for more than this length (cm): it is clipped by the window, so its outline
+            is unknown (simulated half-leaves keep 0.5 cm off the top and bottom border).
+        min_cut_edge: ``"cut_edge"`` when fewer than this fraction of the rows between the leaf's
+            base and tip hold leaf pixels in the cut-edge column (the pixel column at x = 0, the
+            main-vein axis; the border column nearest to it when the window misses x = 0): a
+            half-leaf runs along its cut edge from base to tip.
+        max_isoperimetric: ``"compactness"`` when the outline's isoperimetric ratio
+            perimeter^2 / (4 pi area) exceeds this (1 for a disk, 1.34 for a half-disk, 1.35-2.4
+            for simulated half-leaves; a ragged or branching region scores far higher). Checked
+            after ``"outline"``: the marching-squares ring of the leaf is no valid simple polygon
+            (with ``validate`` it is not repaired), or the tissue is invalid.
+        max_hole_fraction: ``"holes"`` when a hole is not inside the outline or the holes take
+            more than this fraction of the outline's area (the tissue must dominate).
+        min_vein_length: ``"veins"`` when no vein line inside the leaf is at least this long (cm;
+            1.5: the simulator's shortest vein; the main vein spans most of the leaf).
+        return_reason: also return why the image was rejected.
 
     Returns:
-        The Leaf in cm, or None when the image has no leaf or its geometry is invalid.
+        The Leaf in cm, or None when the image has no leaf, its geometry is invalid or (with
+        ``validate``) it fails a criterion. With ``return_reason``, ``(leaf_or_None, reason)``:
+        reason None for a leaf, else one of ``"shape"`` (non-finite values or no foreground),
+        ``"fragmented"``, ``"area"``, ``"frame"``, ``"cut_edge"``, ``"outline"``,
+        ``"compactness"``, ``"holes"``, ``"veins"``.
     """
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 3 or image.shape[0] != 2 or image.shape[1] != image.shape[2]:
         raise ValueError(f"expected an image of shape (2, H, H), got {image.shape}")
+
+    def done(leaf, reason):
+        return (leaf, reason) if return_reason else leaf
+
     size = image.shape[1]
     if not np.isfinite(image).all():
-        return None
+        return done(None, "shape")
     labels, n = ndimage.label(image[0] > threshold, structure=_EIGHT)
     if n == 0:
-        return None
+        return done(None, "shape")
     counts = np.bincount(labels.ravel())
     counts[0] = 0
-    leaf = labels == counts.argmax()
+    biggest = int(counts.argmax())
+    leaf = labels == biggest
     if leaf.sum() < 8:
-        return None
+        return done(None, "shape")
     filled = ndimage.binary_fill_holes(leaf)
+    if validate:
+        p2 = pixel_size(size, extent) ** 2
+        rest = np.delete(counts, [0, biggest]) * p2
+        if rest[rest >= speck_area].sum() > max_fragments * counts[biggest] * p2:
+            return done(None, "fragmented")
+        if not min_area <= filled.mean() <= max_area:
+            return done(None, "area")
+        cut = int(np.clip(math.floor(-extent[0] / pixel_size(size, extent)), 0, size - 1))
+        border = np.zeros_like(filled)
+        border[[0, -1], :] = border[:, [0, -1]] = True
+        border[1:-1, cut] = False
+        if (filled & border).sum() * pixel_size(size, extent) > max_frame_contact:
+            return done(None, "frame")
+        rows = np.flatnonzero(filled.any(axis=1))
+        if filled[rows[0] : rows[-1] + 1, cut].mean() < min_cut_edge:
+            return done(None, "cut_edge")
     hole_labels, n_holes = ndimage.label(filled & ~leaf)
     hole_sizes = np.bincount(hole_labels.ravel(), minlength=n_holes + 1)
     small = (hole_sizes < min_hole_pixels)[hole_labels] & (hole_labels > 0)
     leaf |= small
-    outline = _contour_polygon(filled, size, extent, "high")
-    if outline is None or outline.is_empty:
-        return None
+    outline = _contour_polygon(filled, size, extent, "high", repair=not validate)
+    if outline is None or outline.is_empty or not outline.is_valid:
+        return done(None, "outline")
+    if validate and outline.exterior.length**2 / (4 * math.pi * outline.area) > max_isoperimetric:
+        return done(None, "compactness")
     holes = []
     for k in range(1, n_holes + 1):
         if hole_sizes[k] < min_hole_pixels:
@@ -794,16 +893,22 @@ def postprocess(
         h = _contour_polygon(hole_labels == k, size, extent, "low")
         if h is not None and outline.contains(h):
             holes.append(h)
+        elif validate:
+            return done(None, "holes")
+    if validate and sum(h.area for h in holes) > max_hole_fraction * outline.area:
+        return done(None, "holes")
     veins = _veins_from(image[1] > threshold, leaf, size, extent, spur_pixels, min_vein_pixels, max_turn, max_gap)
+    if validate and max((v.length for v in veins), default=0.0) < min_vein_length:
+        return done(None, "veins")
     main = None
     if veins:
         k = int(np.argmax([v.length for v in veins]))
         main = veins.pop(k)
     result = Leaf(outline, main, tuple(veins), tuple(holes))
     tissue = result.tissue
-    if not (outline.is_valid and tissue.is_valid) or tissue.is_empty:
-        return None
-    return result
+    if not tissue.is_valid or tissue.is_empty:
+        return done(None, "outline")
+    return done(result, None)
 
 
 def _veins_from(mask, leaf, size, extent, spur, min_length, max_turn, max_gap) -> list[LineString]:
@@ -881,7 +986,8 @@ def image_properties(
         **kw: further ``postprocess`` options.
 
     Returns:
-        ``leaf_properties`` of the post-processed leaves, ``valid`` marking images that gave one.
+        ``leaf_properties`` of the post-processed leaves, ``valid`` marking images that gave one
+        (by default only images passing the validity criteria of ``postprocess`` do).
     """
     return leaf_properties([postprocess(im, threshold, extent, **kw) for im in np.asarray(images)])
 

@@ -49,7 +49,7 @@ def test_moment_errors_by_hand():
     e = moment_errors(real, fake)
     # mean shift 2 real stds, std doubled, covariance 1 -> -4 in units of std_x0 * std_x1 = 1
     assert e == {"x0_mean_err": 2.0, "x0_std_rel_err": 1.0, "x1_mean_err": 2.0, "x1_std_rel_err": 1.0,
-                 "cov_x0_x1_err": -5.0}  # fmt: skip
+                 "cov_x0_x1_err": -5.0, "max_abs_err": 2.0}  # fmt: skip
     # the errors are in units of the real std: rescaling both samples leaves them unchanged
     scaled = moment_errors({k: 10 * v for k, v in real.items()}, {k: 10 * v for k, v in fake.items()})
     assert scaled == pytest.approx(e, rel=1e-12)
@@ -57,9 +57,15 @@ def test_moment_errors_by_hand():
 
 def test_moment_errors_fall_back_to_absolute_when_real_std_is_zero():
     e = moment_errors({"x0": np.ones(3)}, {"x0": np.array([1.0, 3.0])})
-    assert e == {"x0_mean_err": 1.0, "x0_std_rel_err": 1.0}
+    assert e == {"x0_mean_err": 1.0, "x0_std_rel_err": 1.0, "max_abs_err": 1.0}
     e = moment_errors({"x0": np.ones(3), "x1": np.zeros(3)}, {"x0": np.array([0.0, 2.0]), "x1": np.array([0.0, 4.0])})
     assert e["cov_x0_x1_err"] == 2.0  # raw covariance difference: (-1 * -2 + 1 * 2) / 2
+
+
+def test_max_abs_err_is_the_worst_mean_or_std_error():
+    real = {"x0": np.array([0.0, 2.0]), "x1": np.array([0.0, 2.0])}
+    e = moment_errors(real, {"x0": np.array([0.0, 2.0]), "x1": np.array([0.1, 1.7])})
+    assert e["max_abs_err"] == pytest.approx(0.2)  # x1 std 0.8 vs 1: -0.2; mean shift -0.1
 
 
 def test_moment_entries_need_every_real_property_in_fake():

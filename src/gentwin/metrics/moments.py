@@ -107,6 +107,9 @@ def moment_errors(real: Properties, fake: Properties, cond: Properties | None = 
       the real stds (scale-free, like the two above; for standardized data it is the correlation
       difference).
 
+    ``max_abs_err`` is the largest absolute mean or std error over the properties: one number to
+    select a checkpoint on (``metric.monitor=moments/max_abs_err``) where the moments are the goal.
+
     Where a real std is 0 (seed 004's sigma = 0 toy data) the division is skipped: the mean error is
     the absolute difference ``m_f - m_r``, the std error is ``s_f`` and the covariance error the raw
     difference.
@@ -132,6 +135,7 @@ def moment_errors(real: Properties, fake: Properties, cond: Properties | None = 
         scale = mr["std"][i] * mr["std"][j]
         diff = mf["cov"][i, j] - mr["cov"][i, j]
         out[f"cov_{keys[i]}_{keys[j]}_err"] = float(diff / scale if scale > 0 else diff)
+    out["max_abs_err"] = max(abs(out[f"{p}_{k}"]) for p in keys for k in ("mean_err", "std_rel_err"))
     return out
 
 

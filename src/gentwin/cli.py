@@ -74,10 +74,13 @@ def _task(cfg) -> float | None:
 def config_groups(root: Path = CONFIGS) -> dict[str, list[str]]:
     """``group -> options`` from the config folder (nested groups as ``schedule/lr``)."""
     groups = {}
-    for d in sorted(p for p in root.rglob("*") if p.is_dir() and p.name != "hydra" and "hydra" not in p.parts):
+    for d in sorted(p for p in root.rglob("*") if p.is_dir()):
+        name = str(d.relative_to(root))
+        if name == "hydra" or name == "dataset_model":  # Hydra's own node; applied automatically
+            continue
         options = sorted(f.stem for f in d.glob("*.yaml"))
         if options:
-            groups[str(d.relative_to(root))] = options
+            groups[name] = options
     return groups
 
 
@@ -86,7 +89,9 @@ def help_text() -> str:
              "Usage: run [group=option ...] [key=value ...]     run -m key=a,b,c ...  (a sweep)", "",
              "Config groups (group=option):"]
     for group, options in config_groups().items():
-        lines.append(f"  {group:14s} {', '.join(options)}")
+        lines.append(f"  {group:15s} {', '.join(options)}")
+    lines += ["", "Specializations configs/dataset_model/<dataset>_<model>.yaml apply by themselves (e.g. the",
+              "TPC baseline's conv critic for model=wgan_gp dataset=tpc)."]
     lines += ["", "Examples:",
               "  run                                        # the quick default on the CPU",
               "  run model=realnvp dataset=circles          # pick options of groups",

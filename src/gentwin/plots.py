@@ -38,19 +38,3 @@ def scatter_and_marginals(real: np.ndarray, fake: np.ndarray, title: str = "", m
         ax.set_xlabel(f"x{i}")
     fig.tight_layout()
     return fig
-
-
-def image_grid(images: np.ndarray, nrow: int = 8, title: str = "", cmap: str = "viridis"):
-    """A grid of single- or multi-channel images ``(N, H, W)`` or ``(N, C, H, W)``."""
-    if images.ndim == 4:
-        images = images[:, :3].transpose(0, 2, 3, 1) if images.shape[1] == 3 else images[:, 0]
-    n = min(len(images), nrow * nrow)
-    rows = int(np.ceil(n / nrow))
-    fig, axes = plt.subplots(rows, nrow, figsize=(1.2 * nrow, 1.2 * rows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(images[i], cmap=cmap, aspect="auto")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig

@@ -9,8 +9,6 @@ near that of a plain PyTorch loop (see ``scripts/bench_overhead.py``).
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import numpy as np
 import torch
@@ -195,10 +193,3 @@ class ArrayDataModule(L.LightningDataModule):
         return (f"{type(self).__name__}: shape {self.shape}, cond_dim {self.cond_dim}, "
                 f"{self.n_train} train / {len(self.x_val)} held-out, "
                 f"{self.steps_per_epoch()} steps per epoch")
-
-
-def check_positive(name: str, value, allow_zero: bool = False) -> None:
-    """Raises ``ConfigError`` naming ``name`` unless ``value`` is > 0 (or >= 0)."""
-    ok = value >= 0 if allow_zero else value > 0
-    if not ok or (isinstance(value, float) and math.isnan(value)):
-        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")

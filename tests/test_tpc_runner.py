@@ -75,7 +75,7 @@ def test_distances_skip_images_without_moments():
 def test_baseline_specialization_and_preset():
     cfg = compose(["model=wgan_gp", "dataset=tpc"])
     assert cfg.metric.monitor == "chi2"  # the dataset picks its metric
-    assert cfg.model.critic._target_ == "gentwin.data.tpc.tpc_critic"
+    assert cfg.model.critic._target_ == "gentwin.nets.tpc.TPCCritic"
     assert cfg.model.generator.head._target_ == "gentwin.nets.tpc.CustomActivation"
     assert (cfg.model.latent_dim, cfg.model.critic_steps, cfg.model.loss.gp_weight, cfg.dataset.batch_size) == \
         (32, 8, 10.0, 32)

@@ -570,30 +570,6 @@ def tpc_properties(x, c=None) -> dict[str, np.ndarray]:
 # Runner: datamodule, critic and metric adapters
 
 
-def tpc_critic(in_shape, cond_dim: int, out_features: int = 1, hidden=(128,), activation: str = "elu",
-               dropout: float = 0.02) -> nn.Module:
-    """:class:`gentwin.nets.tpc.TPCCritic` under the critic contract ``(in_shape, cond_dim, out_features)``.
-
-    The convolutions are the baseline's; ``hidden`` and ``activation`` (the keys of the MLP critics)
-    set the dense layers after them, ``[128]`` ELU in the baseline. ``out_features`` > 1 gives the
-    Cramér GAN's feature map h (256); with 1 output the critic returns ``(B,)`` scores.
-
-    Args:
-        in_shape: image shape (pads, time buckets).
-        cond_dim: condition width.
-        out_features: outputs per sample.
-        hidden: widths of the dense layers on [conv features, conditions].
-        activation: their activation (``gentwin.nets.mlp.ACTIVATIONS``).
-        dropout: dropout after each convolution.
-    """
-    from gentwin.nets.mlp import MLP
-    from gentwin.nets.tpc import TPCCritic
-
-    critic = TPCCritic(cond_dim, image_shape=tuple(in_shape), dropout=dropout)
-    critic.head = MLP(critic.head[0].in_features, out_features, list(hidden), activation)
-    return critic
-
-
 def on_valid_events(real: dict, fake: dict, cond: dict | None = None, *, metric, **params) -> dict[str, float]:
     """Metric-entry adapter: ``metric`` on the events whose properties are all finite.
 

@@ -13,6 +13,8 @@ import math
 import torch
 from torch import nn
 
+from gentwin.nets.mlp import MLP
+
 
 def tpc_output_activation(
     x: torch.Tensor, delta: float = 0.01, alpha: float = 0.1, T: float = math.log10(2.0)
@@ -63,16 +65,24 @@ class TPCCritic(nn.Module):
     a dense layer of 128 (ELU) to one score. With ``cond_dim=5`` that is 61,121 parameters
     (52,032 convolutional + 9,089 dense), as TPC-FastSim's ``discriminator``.
 
+    The constructor follows the critic contract of ``gentwin.models.gan.GAN``
+    (``in_shape, cond_dim, out_features``); ``out_features`` > 1 gives the Cramér GAN's feature map
+    (256), and ``hidden``/``activation`` (the keys of the MLP critics) set the dense layers.
+
     Args:
+        in_shape: (pads, time buckets).
         cond_dim: size of the condition vector.
-        image_shape: (pads, time buckets).
+        out_features: outputs per sample (1: a score).
+        hidden: widths of the dense layers on [conv features, conditions] (``[128]`` in the baseline).
+        activation: their activation (``gentwin.nets.mlp.ACTIVATIONS``).
         dropout: dropout rate after each convolution (0.02 in the baseline).
     """
 
-    def __init__(self, cond_dim: int, image_shape: tuple[int, int] = (8, 16), dropout: float = 0.02):
+    def __init__(self, in_shape: tuple[int, int] = (8, 16), cond_dim: int = 5, out_features: int = 1,
+                 hidden: tuple[int, ...] = (128,), activation: str = "elu", dropout: float = 0.02):
         super().__init__()
         self.cond_dim = int(cond_dim)
-        self.image_shape = tuple(int(s) for s in image_shape)
+        self.image_shape = tuple(int(s) for s in in_shape)
         filters = (16, 16, 32, 32, 64, 64)
         kernels = (3, 3, 3, 3, 3, 2)
         paddings = ("same", "same", "same", "same", "valid", "valid")
@@ -88,7 +98,7 @@ class TPCCritic(nn.Module):
         self.conv = nn.Sequential(*layers)
         with torch.no_grad():
             n_conv = self.conv(torch.zeros(1, self.cond_dim + 1, *self.image_shape)).shape[1]
-        self.head = nn.Sequential(nn.Linear(n_conv + self.cond_dim, 128), nn.ELU(), nn.Linear(128, 1))
+        self.head = MLP(n_conv + self.cond_dim, out_features, list(hidden), activation)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Critic scores.
@@ -98,7 +108,7 @@ class TPCCritic(nn.Module):
             c: conditions, (B, cond_dim).
 
         Returns:
-            (B,) scores.
+            (B,) scores, or (B, out_features) features when ``out_features`` > 1.
         """
         x = x.reshape(len(x), 1, *self.image_shape)
         tiled = c[:, :, None, None].expand(-1, -1, *self.image_shape)

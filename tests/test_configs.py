@@ -41,6 +41,16 @@ def test_every_option_composes_and_instantiates(group):
             assert math.isfinite(obj(0.0)) and math.isfinite(obj(3.5))
 
 
+def test_every_experiment_preset_composes_and_is_valid():
+    for preset in options("experiment"):
+        cfg = compose([f"experiment={preset}"])
+        validate(cfg)
+        assert cfg.model._target_ and cfg.dataset._target_ and cfg.optimizer.lr > 0
+    fast = compose(["experiment=tpc_fast"])
+    assert fast.model.critic._target_ == compose(["experiment=tpc_baseline"]).model.critic._target_
+    assert (fast.optimizer._target_, fast.optimizer.lr, fast.schedule.lr.gamma) == ("torch.optim.RMSprop", 1e-3, 0.99)
+
+
 @pytest.mark.parametrize("dataset", TOY)
 @pytest.mark.parametrize("model", MODELS)
 def test_model_trains_on_toy_dataset(model, dataset, tmp_path):

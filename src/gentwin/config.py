@@ -38,6 +38,7 @@ RULES = {
     "critic_lr": _pos(),
     "gp_weight": _nonneg(),
     "n": _int(2),
+    "figures_every": _int(0),
     "val_fraction": ((lambda v: isinstance(v, int | float) and 0 < v < 1), "a number in (0, 1)"),
     "hidden": ((lambda v: all(isinstance(h, int) and h >= 1 for h in v)), "a list of integers >= 1"),
     "hidden_features": ((lambda v: all(isinstance(h, int) and h >= 1 for h in v)), "a list of integers >= 1"),

@@ -137,8 +137,8 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     # monitor-free callback writes last.ckpt after every validation instead.
     last = ModelCheckpoint(filename="last", monitor=None, save_top_k=1, **common)
     interactive = sys.stdout.isatty() and not os.environ.get("CI")
-    callbacks = [Evaluator(entries), checkpoint, last, LossBar() if interactive else LineProgress(monitor),
-                 *dm.callbacks()]
+    callbacks = [Evaluator(entries, cfg.metric.get("figures_every", 1)), checkpoint, last,
+                 LossBar() if interactive else LineProgress(monitor), *dm.callbacks()]
     logger = instantiate(cfg.logger, save_dir=str(out_dir))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(out_dir),
                           enable_progress_bar=interactive, enable_model_summary=False)

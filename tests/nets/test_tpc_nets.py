@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from gentwin.nets.tpc import CustomActivation, TPCCritic, tpc_output_activation
+from gentwin.nets.tpc import CustomActivation, MaxPoolTime, SparseDropout, TPCCritic, tpc_output_activation
 
 T = math.log10(2.0)
 
@@ -57,3 +57,33 @@ def test_critic_parameter_count_and_output():
     assert torch.equal(score, critic(x[:, None], c))
     assert not torch.allclose(score, critic(x, c + 1.0))  # sees the conditions
     assert sum(p.numel() for p in TPCCritic(cond_dim=6).parameters()) == 61121 + 9 * 16 + 128
+
+
+def test_sparse_dropout_is_bernoulli_dropout():
+    torch.manual_seed(0)
+    d = SparseDropout(0.02)
+    x = torch.ones(4000, 500)
+    y = d(x)
+    dropped = y == 0
+    # survivors scaled by 1 / (1 - p), as nn.Dropout
+    assert torch.allclose(y[~dropped], torch.full_like(y[~dropped], 1 / 0.98))
+    # drop rate p, per element (columns) and independent of the neighbour
+    rate = dropped.float().mean().item()
+    assert abs(rate - 0.02) < 4 * (0.02 * 0.98 / x.numel()) ** 0.5
+    per_column = dropped.float().mean(0)
+    sd = (0.02 * 0.98 / 4000) ** 0.5
+    assert 0.02 - 5 * sd < per_column.min() and per_column.max() < 0.02 + 5 * sd
+    pairs = (dropped[:, 1:] & dropped[:, :-1]).float().mean().item()
+    assert abs(pairs - 0.02**2) < 1.5e-4
+    # identity in eval mode and at p = 0; gradients flow through survivors
+    assert d.eval()(x) is x and SparseDropout(0.0).train()(x) is x
+    z = torch.randn(8, 16, requires_grad=True)
+    SparseDropout(0.5).train()(z).sum().backward()
+    assert set(z.grad.unique().tolist()) <= {0.0, 2.0}
+    with pytest.raises(ValueError, match="dropout rate"):
+        SparseDropout(1.0)
+
+
+def test_max_pool_time_matches_max_pool():
+    x = torch.randn(4, 3, 8, 16, requires_grad=True)
+    assert torch.equal(MaxPoolTime()(x), torch.nn.MaxPool2d((1, 2))(x))

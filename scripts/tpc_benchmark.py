@@ -126,7 +126,12 @@ def main() -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra Hydra override for every model, e.g. --set optimizer.lr=1e-3 (repeatable)")
     p.add_argument("--out", type=Path, default=None, help="folder for the runs (default outputs/tpc_benchmark/...)")
+    p.add_argument("--table", type=Path, nargs="+", metavar="RUN_DIR",
+                   help="only print the comparison table of finished runs (model folders of earlier benchmarks)")
     a = p.parse_args()
+    if a.table:
+        table(a.table)
+        return 0
     models = sorted(PRESETS) if a.models == "all" else a.models.split(",")
     unknown = [m for m in models if m not in PRESETS]
     if unknown:
@@ -139,7 +144,6 @@ def main() -> int:
     f_mean, f_std, n_test = floor(compose(overrides(models[0], a.file, a.threads, a.seed, a.set)))
     print(f"real-vs-real floor on this split: chi2 {f_mean:.0f} +- {f_std:.0f} ({n_test} vs {n_test} events)")
 
-    rows = []
     run_exe = str(Path(sys.executable).with_name("run"))
     for model in models:
         base = overrides(model, a.file, a.threads, a.seed, a.set)
@@ -147,43 +151,58 @@ def main() -> int:
         every = max(1, round(a.val_seconds / epoch_s))
         total = int(a.minutes * 60)
         cmd = [run_exe, *base, "trainer.max_epochs=1000000", f"trainer.check_val_every_n_epoch={every}",
+               "metric.figures_every=5",
                f"++trainer.max_time=00:{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}",
                f"hydra.run.dir={out / model}"]
         print(f"\n== {model}: {epoch_s:.2f} s/epoch measured, validation every {every} epochs\n$ {' '.join(cmd)}",
               flush=True)
-        log = (out / f"{model}.log").open("w")
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "CI": "1"})
-        log.close()
+        with (out / f"{model}.log").open("w") as log:
+            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "CI": "1"})
         if proc.returncode:
             print(f"   failed (exit {proc.returncode}): see {out / f'{model}.log'}")
-            rows.append((model, None))
             continue
-        curve = read_curve(out / model)
-        metrics = json.loads((out / model / "metrics.json").read_text())["metrics"]
         print(f"   {'minutes':>8s} {'epochs':>7s} {'chi2':>10s}")
-        for minutes, epochs, chi2 in curve:
+        for minutes, epochs, chi2 in read_curve(out / model):
             print(f"   {minutes:8.2f} {epochs:7d} {chi2:10.1f}")
-        reached = next(((m, e) for m, e, c in curve if c <= TARGET), None)
-        rows.append((model, dict(epochs=metrics["epochs"], train_s=metrics["wall_time_s"], epoch_s=epoch_s,
-                                 best=min(c for _, _, c in curve) if curve else float("nan"),
-                                 final=metrics.get("chi2", float("nan")), reached=reached,
-                                 rate=metrics.get("samples_per_second", float("nan")))))
 
-    print(f"\nTPC benchmark, {a.file.name}, {a.minutes:g} min per model, {a.threads} thread(s); "
-          f"floor {f_mean:.0f} +- {f_std:.0f}")
-    print("epochs/s: over the whole fit, validations included; s/epoch: training alone (timed steps); "
-          "final: the best checkpoint re-evaluated")
-    print(f"{'model':11s} {'epochs':>7s} {'epochs/s':>9s} {'s/epoch':>8s} {'best chi2':>10s} {'final chi2':>11s} "
-          f"{'min to ' + format(TARGET, '.0f'):>16s} {'samples/s':>10s}")
-    for model, r in rows:
-        if r is None:
-            print(f"{model:11s} failed")
-            continue
-        reach = f"{r['reached'][0]:.2f} (ep {r['reached'][1]})" if r["reached"] else "not reached"
-        print(f"{model:11s} {r['epochs']:7d} {r['epochs'] / r['train_s']:9.3f} {r['epoch_s']:8.2f} {r['best']:10.1f} "
-              f"{r['final']:11.1f} {reach:>16s} {r['rate']:10.0f}")
+    print(f"\nTPC benchmark, {a.file.name}, {a.minutes:g} min per model, {a.threads} thread(s)")
+    table([out / m for m in models], (f_mean, f_std))
     print(f"runs: {out}")
     return 0
+
+
+def summarize(run_dir: Path) -> dict | None:
+    """The benchmark figures of one finished run folder, or ``None`` when it has no ``metrics.json``."""
+    if not (run_dir / "metrics.json").is_file():
+        return None
+    curve = read_curve(run_dir)
+    m = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    best = min(curve, key=lambda r: r[2]) if curve else (float("nan"), -1, float("nan"))
+    return dict(epochs=m["epochs"], s_epoch=m["wall_time_s"] / max(m["epochs"], 1), best=best,
+                final=m.get("chi2", float("nan")), amp=m.get("chi2/chi2_amp", float("nan")),
+                auc=m.get("classifier/auc", float("nan")), fpd=m.get("fpd", float("nan")),
+                reached=next(((t, e) for t, e, c in curve if c <= TARGET), None),
+                rate=m.get("samples_per_second", float("nan")))
+
+
+def table(run_dirs: list[Path], floor_: tuple[float, float] | None = None) -> None:
+    """Prints the comparison table of finished benchmark runs (one folder per model)."""
+    if floor_ is not None:
+        print(f"real-vs-real floor: chi2 {floor_[0]:.0f} +- {floor_[1]:.0f}")
+    print("s/epoch: over the whole fit, validations included; best: the lowest val/chi2 (at minute); "
+          "final: the best checkpoint re-evaluated with a new sample, with chi2_amp, classifier AUC and FPD")
+    head = (f"{'model':13s} {'epochs':>7s} {'s/epoch':>8s} {'best chi2 (min)':>17s} {'final chi2':>11s} "
+            f"{'chi2_amp':>10s} {'AUC':>6s} {'FPD':>8s} {'min to ' + format(TARGET, '.0f'):>16s} {'samples/s':>10s}")
+    print(head)
+    for run_dir in run_dirs:
+        r = summarize(run_dir)
+        if r is None:
+            print(f"{run_dir.name:13s} failed or unfinished")
+            continue
+        reach = f"{r['reached'][0]:.2f} (ep {r['reached'][1]})" if r["reached"] else "not reached"
+        best = f"{r['best'][2]:.0f} ({r['best'][0]:.1f})"
+        print(f"{run_dir.name:13s} {r['epochs']:7d} {r['s_epoch']:8.2f} {best:>17s} {r['final']:11.0f} "
+              f"{r['amp']:10.0f} {r['auc']:6.3f} {r['fpd']:8.3f} {reach:>16s} {r['rate']:10.0f}")
 
 
 if __name__ == "__main__":

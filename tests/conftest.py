@@ -37,6 +37,26 @@ def compose(overrides: list[str] | None = None):
     return cfg
 
 
+def fit(cfg, steps: int = 2, limit_val_batches: int = 0, root_dir=None):
+    """Validates ``cfg``, builds it and trains ``steps`` steps; asserts the weights moved. ``(dm, model)``."""
+    import lightning as L
+
+    from gentwin.config import validate
+    from gentwin.run import build
+
+    validate(cfg)
+    L.seed_everything(0, verbose=False)
+    dm, model = build(cfg)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = L.Trainer(max_steps=steps, limit_val_batches=limit_val_batches, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        accelerator="cpu", num_sanity_val_steps=0, default_root_dir=root_dir)
+    trainer.fit(model, datamodule=dm)
+    assert trainer.global_step == steps
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)), "no update"
+    return dm, model
+
+
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import gzip
 import json
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
 
-from conftest import cli, compose, run_dirs
-from gentwin.config import validate
+from conftest import cli, compose, fit, run_dirs
 from gentwin.data.images import (
     Affine,
     DigitsDataModule,
@@ -45,16 +43,7 @@ TINY_MODEL = {
 def test_conv_models_train_on_image_datasets(model, dataset, tmp_path):
     cfg = compose([f"model={model}", f"dataset={dataset}", "threads=1", "dataset.batch_size=4",
                    *TINY_DATA[dataset], *TINY_MODEL[model]])
-    validate(cfg)
-    L.seed_everything(0, verbose=False)
-    dm, net = build(cfg)
-    before = [p.detach().clone() for p in net.parameters()]
-    trainer = L.Trainer(max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-                        num_sanity_val_steps=0, default_root_dir=tmp_path)
-    trainer.fit(net, datamodule=dm)
-    assert trainer.global_step == 2
-    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True)), "no update"
+    dm, net = fit(cfg, root_dir=tmp_path)
     x = net.sample(6)
     assert x.shape == (6, *dm.shape) and torch.isfinite(x).all()
     assert x.min() >= 0 and x.max() <= 1, "samples must come back in the data's [0, 1]"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import cli, compose, run_dirs
-from gentwin.config import validate
+from conftest import cli, compose, fit, run_dirs
 from gentwin.data.tpc import CONDITION_NAMES, PROPERTY_NAMES
 from gentwin.evaluate import evaluate
 from gentwin.run import build
@@ -25,20 +23,6 @@ V4PLUS = "[crossing_angle,dip_angle,drift_length,pad_coordinate,row,pT]"
 def overrides(model: str, extra=(), dataset: str = "tpc") -> list[str]:
     steps = ["model.critic_steps=2"] if model in GANS else []
     return [f"model={model}", f"dataset={dataset}", *SMALL, *steps, *extra]
-
-
-def fit(cfg, steps: int = 2):
-    validate(cfg)
-    L.seed_everything(0, verbose=False)
-    dm, model = build(cfg)
-    before = [p.detach().clone() for p in model.parameters()]
-    trainer = L.Trainer(max_steps=steps, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-                        num_sanity_val_steps=0)
-    trainer.fit(model, datamodule=dm)
-    assert trainer.global_step == steps
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)), "no update"
-    return dm, model
 
 
 @pytest.mark.parametrize("model, extra", MODELS, ids=[m + ("_gp" if e else "") for m, e in MODELS])

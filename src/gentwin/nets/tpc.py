@@ -77,7 +77,6 @@ class SparseDropout(nn.Module):
             return x
         n = x.numel()
         log_q = math.log1p(-self.p)
-        drawn = 0
         positions = []
         end = -1
         while True:  # usually one pass: enough gaps for mean + 6 sd of the drop count
@@ -85,7 +84,6 @@ class SparseDropout(nn.Module):
             u = torch.rand(k, device=x.device).clamp_min_(1e-30)
             pos = end + 1 + torch.cumsum(torch.floor(torch.log(u) / log_q).long(), 0) + torch.arange(k, device=x.device)
             positions.append(pos[pos < n])
-            drawn += k
             end = int(pos[-1])
             if end >= n:
                 break

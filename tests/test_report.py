@@ -163,7 +163,9 @@ def check_hparams_session(run):
     content = acc.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hp = start.session_start_info.hparams
-    overrides = dict(o.split("=", 1) for o in run.name.split("_", 1)[1].split(","))
+    from omegaconf import OmegaConf
+
+    overrides = dict(o.split("=", 1) for o in OmegaConf.load(run / ".hydra/overrides.yaml"))
     assert hp["model.flow.transforms"].number_value == float(overrides["model.flow.transforms"])
     assert hp["seed"].number_value == float(overrides["seed"])
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment

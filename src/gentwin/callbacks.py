@@ -1,12 +1,13 @@
-"""Lightning callbacks: evaluation at each validation, and progress output."""
+"""Lightning callbacks: evaluation at each validation, checkpoints, the run clock and progress output."""
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from gentwin.evaluate import evaluate
 
@@ -90,3 +91,66 @@ class LineProgress(L.Callback):
             parts.append(f"{self.monitor} {float(trainer.callback_metrics[self.monitor]):.4g}")
         parts.append(f"{time.perf_counter() - self.t0:.1f}s")
         print("  ".join(parts), file=sys.stdout, flush=True)
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that trusts no path read from a checkpoint.
+
+    On resume Lightning restores ``best_model_path``, ``best_k_models`` and ``last_model_path`` from
+    the file; a copied or crafted folder could point them anywhere (a file to load, or to delete as
+    "the previous best"). Only paths inside this run's checkpoint folder are kept; the scores are.
+    """
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        folder = Path(self.dirpath).resolve()
+
+        def own(path) -> bool:
+            return bool(path) and Path(str(path)).resolve().parent == folder and "://" not in str(path)
+
+        self.best_k_models = {p: v for p, v in self.best_k_models.items() if own(p)}
+        for name in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            if not own(getattr(self, name)):
+                setattr(self, name, "")
+
+
+class ValidateLast(L.Callback):
+    """Validates (and so checkpoints) at the last epoch whatever ``check_val_every_n_epoch`` says,
+    and writes ``last.ckpt`` at the end of training if the last validation came before it: a run
+    shorter than one validation interval still has its metrics, ``best.ckpt`` and ``last.ckpt``."""
+
+    def __init__(self, last_ckpt: Path):
+        self.last_ckpt = Path(last_ckpt)
+        self.validated_step = -1
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs:
+            trainer.check_val_every_n_epoch = 1
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.validated_step = trainer.global_step
+
+    def on_train_end(self, trainer, pl_module):
+        if trainer.global_step != self.validated_step and trainer.global_step > 0:
+            trainer.save_checkpoint(self.last_ckpt)
+
+
+class RunClock(L.Callback):
+    """Training wall time summed over a run's parts (a resumed run continues the clock)."""
+
+    def __init__(self):
+        self.before, self.start = 0.0, None
+
+    @property
+    def seconds(self) -> float:
+        return self.before + (0.0 if self.start is None else time.perf_counter() - self.start)
+
+    def on_train_start(self, trainer, pl_module):
+        self.start = time.perf_counter()
+
+    def state_dict(self) -> dict:
+        return {"wall_time_s": self.seconds}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.before = float(state_dict.get("wall_time_s", 0.0))

@@ -3,14 +3,22 @@
 ``GenerativeModel.on_save_checkpoint`` stores ``checkpoint["gentwin"]``: the resolved model and
 transform configs, ``shape``, ``cond_dim``, ``cond_names`` and the dataset config. That is enough to
 rebuild the module, load its weights (the fitted transform is part of them) and sample in data space.
+
+A checkpoint runs no code: it is read with ``weights_only=True``, and the configs in it may name
+only the classes and functions that gentwin's own configs name (``allowed_targets``); a file that
+asks for anything else is refused before anything is built.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from omegaconf import OmegaConf
+
+from gentwin.config import CONFIGS
 
 if TYPE_CHECKING:  # Lightning is imported only once a model is built: refusing a file stays quick
     from gentwin.models.base import GenerativeModel
@@ -21,6 +29,51 @@ REQUIRED = ("model", "shape", "cond_dim")
 
 class CheckpointError(ValueError):
     """A file that is missing or is not a gentwin checkpoint; the message names the file."""
+
+
+#: Module prefixes a checkpoint's ``_target_`` may come from (and then only as named by the configs).
+OWN_PREFIXES = ("gentwin.", "zuko.")
+
+
+@functools.cache
+def allowed_targets(configs: Path = CONFIGS) -> frozenset[str]:
+    """Every ``_target_`` of gentwin's own model, dataset, schedule and preset configs (under ``OWN_PREFIXES``)."""
+    found = set()
+    for group in ("model", "dataset", "dataset_model", "experiment", "schedule"):
+        for f in sorted((configs / group).rglob("*.yaml")):
+            found.update(_targets(OmegaConf.to_container(OmegaConf.load(f), resolve=False)))
+    return frozenset(t for t in found if t.startswith(OWN_PREFIXES) and not t.startswith("gentwin.config."))
+
+
+def _targets(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "_target_":
+                yield v
+            else:
+                yield from _targets(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _targets(v)
+
+
+def check_targets(node, path: str | Path, what: str) -> None:
+    """Raises ``CheckpointError`` (naming the file and the target) if config ``node`` read from
+    checkpoint ``path`` names a ``_target_`` that is not one of ``allowed_targets()``."""
+    allowed = allowed_targets()
+    for target in _targets(node):
+        if not isinstance(target, str) or target not in allowed:
+            raise CheckpointError(f"{path}: refused: its {what} config asks to build {target!r}, which is not "
+                                  f"one of gentwin's own classes")
+
+
+def safe_instantiate(node, path: str | Path, what: str, **kwargs):
+    """``hydra.utils.instantiate(node, **kwargs)`` for a config read from checkpoint ``path``, once
+    ``check_targets`` has passed."""
+    from hydra.utils import instantiate
+
+    check_targets(node, path, what)
+    return instantiate(node, **kwargs)
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -58,12 +111,13 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Generati
     Raises:
         CheckpointError: the file is not a gentwin checkpoint or its weights do not fit its config.
     """
-    from hydra.utils import instantiate
-
     ckpt = read_checkpoint(path)
     info = ckpt["gentwin"]
-    transform = instantiate(info["transform"]) if info.get("transform") else None
-    model = instantiate(info["model"], shape=tuple(info["shape"]), cond_dim=int(info["cond_dim"]), transform=transform)
+    for what in ("model", "transform"):  # both checked before either is built
+        check_targets(info.get(what), path, what)
+    transform = safe_instantiate(info["transform"], path, "transform") if info.get("transform") else None
+    model = safe_instantiate(info["model"], path, "model", shape=tuple(info["shape"]),
+                             cond_dim=int(info["cond_dim"]), transform=transform)
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:

@@ -6,14 +6,15 @@ Heavy modules (torch, Lightning) are imported only once a run starts, so ``run -
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
-from gentwin import launch  # registers the resolvers of the launcher/sweeper presets, here and in workers
+# Importing these registers the resolvers of the configs (folder names, launcher and sweeper presets),
+# here and in the sweep's workers.
+from gentwin import config, launch  # noqa: F401
 
-CONFIGS = Path(os.environ.get("GENTWIN_CONFIGS", Path(__file__).resolve().parents[2] / "configs"))
-EXIT_CONFIG, EXIT_DATA, EXIT_DIVERGED = 2, 3, 4
+CONFIGS = config.CONFIGS
+EXIT_CONFIG, EXIT_DATA, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 4, 130
 
 
 def fail(message: str, code: int) -> None:
@@ -21,36 +22,63 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+class _Resume:
+    """The run being resumed: its folder and the overrides it will have once the resume succeeds."""
+
+    folder: Path | None = None
+    overrides: list[str] = []
+
+
 def _resume_args(argv: list[str]) -> list[str]:
-    """``resume=<run folder>`` -> that run's overrides, its folder and its last checkpoint."""
+    """``resume=<run folder>`` -> that run's overrides, its folder and its last checkpoint.
+
+    Hydra writes no ``.hydra/`` for the resumed part (``hydra.output_subdir=null``): the folder's
+    record changes only once the resume has succeeded (``_task``).
+    """
     rest = [a for a in argv if not a.startswith("resume=")]
     folders = [a.split("=", 1)[1] for a in argv if a.startswith("resume=")]
     if not folders:
         return argv
-    run_dir = Path(folders[-1])
+    run_dir = Path(folders[-1]).absolute()
     ckpt, overrides = run_dir / "checkpoints" / "last.ckpt", run_dir / ".hydra" / "overrides.yaml"
     if not ckpt.exists() or not overrides.exists():
         fail(f"cannot resume {run_dir}: expected {ckpt} and {overrides}", EXIT_CONFIG)
     from omegaconf import OmegaConf
 
+    from gentwin.checkpoint import CheckpointError, read_checkpoint
+
+    try:
+        read_checkpoint(ckpt)  # weights_only: a pickle that would run code is refused here
+    except CheckpointError as e:
+        fail(f"cannot resume {run_dir}: {e}", EXIT_CONFIG)
+
     old = [o for o in OmegaConf.load(overrides) if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
-    return old + rest + [f"ckpt_path={ckpt}", f"hydra.run.dir={run_dir}"]
+    added = [a for a in rest if not a.startswith("-")]
+    _Resume.folder = run_dir
+    _Resume.overrides = [o for o in old if o.split("=", 1)[0] not in {a.split("=", 1)[0] for a in added}] + added
+    return old + rest + [f"ckpt_path={ckpt}", f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
 
 
 def _task(cfg) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from gentwin.config import RunFolder
     from gentwin.errors import ConfigError, DataError, Diverged
 
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
+    ckpt = out_dir / "checkpoints" / "last.ckpt"
     try:
         from gentwin.run import run
 
         with launch.job_resources(cfg, hc, multirun):
             metrics = run(cfg, out_dir, choices=dict(hc.runtime.choices))
+    except KeyboardInterrupt:
+        kept = f"checkpoints in {ckpt.parent}; continue with: run resume={out_dir}" if ckpt.exists() \
+            else "no checkpoint was written yet"
+        fail(f"interrupted; {kept}", EXIT_INTERRUPTED)
     except Exception as e:
         if multirun:  # one failed job must not stop the sweep: Hydra records it, `report` lists it
             launch.write_error(out_dir, e)
@@ -58,11 +86,20 @@ def _task(cfg) -> float | None:
         if not isinstance(e, ConfigError | DataError | Diverged):
             raise
         if isinstance(e, Diverged):
-            fail(f"{e} ({out_dir / 'checkpoints' / 'last.ckpt'})", EXIT_DIVERGED)
-        # Nothing was trained: the folder Hydra made for this job holds no result.
+            kept = f"the last good checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint had been written yet"
+            fail(f"{e}; {kept}", EXIT_DIVERGED)
+        # Nothing was trained: remove what this run made (never a folder that held anything before).
         if not (out_dir / "checkpoints").exists():
-            shutil.rmtree(out_dir, ignore_errors=True)
+            RunFolder.remove_created(out_dir)
         fail(str(e), EXIT_CONFIG if isinstance(e, ConfigError) else EXIT_DATA)
+    if metrics is None:  # a resume of a finished run: nothing trained, nothing rewritten
+        print(f"{out_dir} had already finished (trainer.max_epochs reached); metrics.json is unchanged. "
+              f"To train on, resume with a larger trainer.max_epochs.")
+        return None
+    if _Resume.folder is not None and _Resume.folder == out_dir:  # the record of the run, now longer
+        from omegaconf import OmegaConf
+
+        OmegaConf.save(OmegaConf.create(_Resume.overrides), out_dir / ".hydra" / "overrides.yaml")
     print(f"\nrun folder:  {out_dir}\ntensorboard: tensorboard --logdir {out_dir / 'tb'}")
     shown = {k: v for k, v in metrics.items() if k.count("/") <= 1 and not k.endswith(("_nbins", "_ndf"))}
     print(f"final {cfg.metric.monitor} = {metrics.get(cfg.metric.monitor, float('nan')):.4g} (metrics.json has all "
@@ -103,6 +140,60 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
+def _close_keys(overrides: list[str], key: str) -> str:
+    """`` did you mean ...`` for an unknown dotted ``key``: its close siblings in the composed config."""
+    import difflib
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    parent, _, leaf = key.rpartition(".")
+    plain = [o for o in overrides if "=" in o and not o.startswith("-") and o.split("=", 1)[0].lstrip("+~") != key]
+    try:
+        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+            cfg = compose(config_name="run", overrides=plain)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        keys = [str(k) for k in node.keys()]
+    except Exception:  # the other overrides may not compose either: then no suggestion
+        return ""
+    close = difflib.get_close_matches(leaf, keys, n=3, cutoff=0.6)
+    if close:
+        return "; did you mean " + " or ".join(f"{parent + '.' if parent else ''}{k}" for k in close) + "?"
+    return f"; the keys of {parent or 'the config'} are: {', '.join(sorted(keys))}" if len(keys) <= 40 else ""
+
+
+def _explain(e: BaseException, overrides: list[str]) -> tuple[str, int] | None:
+    """One line (and the exit code) for an error Hydra raises before or around the run, else ``None``."""
+    import re
+
+    import yaml
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+
+    from gentwin.errors import ConfigError, DataError, Diverged
+
+    for err in (e, e.__cause__, e.__context__):
+        if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+            mark = err.problem_mark
+            return f"{mark.name}:{mark.line + 1}:{mark.column + 1}: YAML syntax error: {err.problem}", EXIT_CONFIG
+    text = str(e).strip()
+    if isinstance(e, ConfigCompositionException):
+        m = re.match(r"Could not override '([^']+)'", text)
+        if m:
+            key = m.group(1)
+            close = _close_keys(overrides, key)
+            new_key = "" if "did you mean" in close else f" (a key the config lacks is added with +{key}=...)"
+            return f"{key} is not a key of the config{close}{new_key}", EXIT_CONFIG
+    if isinstance(e, ConfigCompositionException | MissingConfigException):  # Hydra's text lists the options
+        return " ".join(text.split("Config search path")[0].replace("In 'run': ", "").split()), EXIT_CONFIG
+    if isinstance(e, OverrideParseException):
+        return f"cannot parse the override: {text.splitlines()[0]} (syntax: key=value, group=option)", EXIT_CONFIG
+    if isinstance(e, ConfigError | DataError | Diverged):  # a sweep job failed (each job's folder has error.txt)
+        code = EXIT_CONFIG if isinstance(e, ConfigError) else EXIT_DATA if isinstance(e, DataError) else EXIT_DIVERGED
+        return f"a job of the sweep failed: {text.splitlines()[0]} (error.txt in each failed job's folder; " \
+               f"`report <sweep folder>` lists them)", code
+    return None
+
+
 def main() -> None:
     args = sys.argv[1:]
     if "--help" in args or "-h" in args:
@@ -111,7 +202,15 @@ def main() -> None:
     import hydra
 
     sys.argv = [sys.argv[0], *_resume_args(args)]
-    hydra.main(version_base="1.3", config_path=str(CONFIGS), config_name="run")(_task)()
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing: we print one line
+    try:
+        hydra.main(version_base="1.3", config_path=str(CONFIGS), config_name="run")(_task)()
+    except Exception as e:
+        explained = None if full_error else _explain(e, sys.argv[1:])
+        if explained is None:
+            raise
+        fail(*explained)
 
 
 def report_main() -> None:

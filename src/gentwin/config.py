@@ -7,11 +7,16 @@ so a new model inherits them by using the shared key names.
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gentwin.errors import ConfigError
+
+#: The package's config folder (``GENTWIN_CONFIGS`` points elsewhere).
+CONFIGS = Path(os.environ.get("GENTWIN_CONFIGS", Path(__file__).resolve().parents[2] / "configs"))
 
 
 def _int(lo):
@@ -27,6 +32,14 @@ def _nonneg():
     return (lambda v: isinstance(v, int | float) and math.isfinite(v) and v >= 0), "a number >= 0"
 
 
+def _open01():
+    return (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1), "a number in (0, 1)"
+
+
+def _betas(v) -> bool:
+    return len(v) == 2 and all(isinstance(b, int | float) and not isinstance(b, bool) and 0 <= b < 1 for b in v)
+
+
 RULES = {
     "latent_dim": _int(1),
     "critic_steps": _int(1),
@@ -39,11 +52,15 @@ RULES = {
     "gp_weight": _nonneg(),
     "n": _int(2),
     "figures_every": _int(0),
-    "val_fraction": ((lambda v: isinstance(v, int | float) and 0 < v < 1), "a number in (0, 1)"),
+    "check_val_every_n_epoch": _int(1),
+    "log_every_n_steps": _int(1),
+    "ema": _open01(),
+    "betas": (_betas, "a list of two numbers in [0, 1)"),
+    "val_fraction": _open01(),
     "hidden": ((lambda v: all(isinstance(h, int) and h >= 1 for h in v)), "a list of integers >= 1"),
     "hidden_features": ((lambda v: all(isinstance(h, int) and h >= 1 for h in v)), "a list of integers >= 1"),
 }
-NULLABLE = {"critic_lr", "threads", "n"}
+NULLABLE = {"critic_lr", "threads", "n", "ema", "check_val_every_n_epoch"}
 SKIP = {"hydra"}
 
 
@@ -87,17 +104,106 @@ def validate(cfg: DictConfig) -> None:
             )
 
 
+def safe_name(value) -> str:
+    """``value`` as one readable folder name: path separators percent-encoded, at most 200 bytes.
+
+    Used for run and job folder names built from user values (``name``, a sweep's overrides), so
+    that ``name=../../x`` or ``dataset.path=../data/a.dat`` cannot climb out of outputs/ and no two
+    jobs of a sweep share a folder (the job number leads each name). A long name keeps its start and
+    gets a short hash of the whole, so it stays unique.
+    """
+    import hashlib
+
+    text = str(value)
+    safe = text.replace("/", "%2F").replace("\\", "%5C").replace("\0", "")
+    if safe in ("", ".", ".."):
+        safe = safe.replace(".", "%2E") or "_"
+    if len(safe.encode()) > 200:  # file systems allow 255 bytes a name
+        safe = f"{safe.encode()[:180].decode(errors='ignore')}~{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+    return safe
+
+
+if not OmegaConf.has_resolver("gentwin_safe"):
+    OmegaConf.register_new_resolver("gentwin_safe", safe_name)
+
+
+class RunFolder:
+    """What stood at the single run's folder before Hydra made it, so a failed run removes only its own.
+
+    ``ValidateFirst`` records it before Hydra writes anything; ``remove_created`` is the only
+    deletion a run does.
+    """
+
+    path: Path | None = None
+    before: frozenset[Path] | None = None  # the folder's entries before the run; None: no folder
+    parents: list[Path] = []  # folders above it that the run created, innermost first
+
+    @classmethod
+    def record(cls, path: Path) -> None:
+        cls.path = path
+        cls.before = frozenset(path.iterdir()) if path.is_dir() else None
+        cls.parents = []
+        parent = path.parent
+        while not parent.exists():
+            cls.parents.append(parent)
+            parent = parent.parent
+
+    @classmethod
+    def remove_created(cls, out_dir: Path) -> bool:
+        """Removes what this run created in ``out_dir``: the folder itself if the run made it, else
+        only the entries that were not there before. Returns whether ``out_dir`` was the recorded folder."""
+        import shutil
+
+        if cls.path is None or Path(out_dir).absolute() != cls.path:
+            return False
+        if cls.before is None:
+            shutil.rmtree(cls.path)
+            for parent in cls.parents:  # date folders the run made, if nothing else is in them now
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+        else:
+            for child in set(cls.path.iterdir()) - cls.before:
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        cls.path = None
+        return True
+
+
+def _refuse(message: str) -> None:
+    import sys
+
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def _check_folder(path: Path, what: str, resume: bool) -> None:
+    if path.exists() and not path.is_dir():
+        _refuse(f"{what} {path} is a file, not a folder")
+    if not resume and path.is_dir() and any(path.iterdir()):
+        hint = "give another hydra.run.dir, or resume=<run folder> to continue a run" if what == "run folder" \
+            else "give another hydra.sweep.dir"
+        _refuse(f"{what} {path} exists and is not empty: {hint}")
+
+
 class ValidateFirst(Callback):
-    """Hydra callback: validates a single run's config before Hydra makes its folder (exit 2)."""
+    """Hydra callback: validates a config before Hydra makes its folder (exit 2), and refuses a
+    run folder that already holds something (unless resuming it), so no earlier file is lost."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        import sys
-
         from hydra.core.hydra_config import HydraConfig
 
         HydraConfig.instance().set_config(config)  # so ${hydra:...} interpolations resolve
         try:
             validate(config)
         except ConfigError as e:
-            print(f"error: {e}", file=sys.stderr, flush=True)
-            sys.exit(2)
+            _refuse(str(e))
+        path = Path(config.hydra.run.dir).absolute()
+        _check_folder(path, "run folder", resume=bool(config.get("ckpt_path")))
+        RunFolder.record(path)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().set_config(config)
+        _check_folder(Path(config.hydra.sweep.dir).absolute(), "sweep folder", resume=False)

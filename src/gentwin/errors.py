@@ -11,3 +11,9 @@ class DataError(ValueError):
 
 class Diverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept (exit 4)."""
+
+
+def not_text(path, error: UnicodeDecodeError, expected: str) -> str:
+    """The one-line message for a binary file where a text file was expected."""
+    return (f"{path}: not a text file (byte {error.object[error.start]:#04x} at offset {error.start} is not UTF-8; "
+            f"expected {expected})")

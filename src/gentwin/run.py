@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -103,8 +102,17 @@ def build(cfg: DictConfig):
     return dm, model
 
 
-def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> dict:
+def _saved(path) -> dict:
+    """A checkpoint written by this run's Trainer, loaded without running code from it."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> dict | None:
     """Trains and evaluates the run ``cfg`` into ``out_dir``; returns the final metrics.
+
+    Returns ``None`` when ``cfg`` resumes a run that had already finished (nothing is rewritten).
 
     Raises:
         ConfigError: an invalid value (before any work).
@@ -114,11 +122,9 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     validate(cfg)
     out_dir = Path(out_dir)
     import lightning as L
-    import torch
     from hydra.utils import instantiate
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from gentwin.callbacks import Evaluator, LineProgress, LossBar
+    from gentwin.callbacks import Evaluator, LineProgress, LossBar, RunCheckpoint, RunClock, ValidateLast
     from gentwin.evaluate import evaluate
     from gentwin.nets.conv import count_params
 
@@ -132,12 +138,14 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     ckpt_dir = out_dir / "checkpoints"
     common = dict(dirpath=ckpt_dir, auto_insert_metric_name=False, enable_version_counter=False,
                   save_on_train_epoch_end=False)
-    checkpoint = ModelCheckpoint(filename="best", monitor=monitor, mode=cfg.metric.mode, **common)
+    checkpoint = RunCheckpoint(filename="best", monitor=monitor, mode=cfg.metric.mode, **common)
     # Lightning 2.6 writes save_last only when a best checkpoint was written at that step: a
     # monitor-free callback writes last.ckpt after every validation instead.
-    last = ModelCheckpoint(filename="last", monitor=None, save_top_k=1, **common)
+    last = RunCheckpoint(filename="last", monitor=None, save_top_k=1, **common)
+    clock = RunClock()
     interactive = sys.stdout.isatty() and not os.environ.get("CI")
     callbacks = [Evaluator(entries, cfg.metric.get("figures_every", 1)), checkpoint, last,
+                 ValidateLast(ckpt_dir / "last.ckpt"), clock,
                  LossBar() if interactive else LineProgress(monitor), *dm.callbacks()]
     logger = instantiate(cfg.logger, save_dir=str(out_dir))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(out_dir),
@@ -152,18 +160,28 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     print(f"{dm.describe()}\n{type(model).__name__}: {n_params:,} parameters{keras}, {threads} thread(s)",
           flush=True)
     ckpt_path = cfg.get("ckpt_path")
-    t0 = time.perf_counter()
-    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
-    wall = time.perf_counter() - t0
+    resumed_step = _saved(ckpt_path)["global_step"] if ckpt_path else None
+    try:
+        # weights_only: a checkpoint holds tensors and plain values; a pickle that runs code is refused.
+        trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1); the command says where things are
+            raise KeyboardInterrupt from None
+        raise
+    wall = clock.seconds
     steps, epochs = int(trainer.global_step), int(trainer.current_epoch)
     if not steps and (ckpt_dir / "last.ckpt").exists():  # forked ranks trained: this process did not step
-        saved = torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=False)
+        saved = _saved(ckpt_dir / "last.ckpt")
         steps, epochs = int(saved["global_step"]), int(saved["epoch"]) + 1
+        wall = float(saved.get("callbacks", {}).get("RunClock", {}).get("wall_time_s", wall))
+    if resumed_step is not None and steps == resumed_step and (out_dir / "metrics.json").exists():
+        return None  # a finished run resumed: nothing trained, its results stay as they are
 
-    best = checkpoint.best_model_path
-    if cfg.get("final_checkpoint", "best") == "best" and best and Path(best).exists():
-        state = torch.load(best, map_location=model.device, weights_only=False)["state_dict"]
-        model.load_state_dict(state)
+    # The best checkpoint is this run's own checkpoints/best.ckpt, never a path read from a file.
+    best = ckpt_dir / "best.ckpt"
+    best = str(best) if checkpoint.best_model_path and best.is_file() else ""
+    if cfg.get("final_checkpoint", "best") == "best" and best:
+        model.load_state_dict(_saved(best)["state_dict"])
     metrics, figs, (fake, c) = evaluate(model, dm, entries, figures=True, seed=cfg.seed)
     metrics.update(wall_time_s=wall, steps=steps, epochs=epochs, train_steps_per_second=steps / max(wall, 1e-9))
 

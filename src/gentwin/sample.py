@@ -83,8 +83,13 @@ def _bool(args: dict, key: str) -> bool:
 
 def read_csv(path: Path) -> dict[str, np.ndarray]:
     """Named float columns of a CSV file with a header row."""
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
+    from gentwin.errors import not_text
+
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as e:
+        raise ConditionsError(not_text(path, e, "a CSV file with a header row")) from None
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if not rows:
         raise ConditionsError(f"{path}: empty file (expected a header row naming the conditions)")
@@ -168,7 +173,7 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
     """
     import torch
 
-    from gentwin.checkpoint import load_model, read_checkpoint
+    from gentwin.checkpoint import load_model, read_checkpoint, safe_instantiate
 
     if "out" not in args:
         raise UsageError("give the output file: out=<file.npz>")
@@ -183,8 +188,6 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
     from_dataset = _bool(args, "from_dataset")
     threads = _int(args, "threads", None)
     read_checkpoint(checkpoint)  # refuses a wrong file before the heavy imports
-
-    from hydra.utils import instantiate
 
     from gentwin.errors import ConfigError, DataError
     from gentwin.run import set_threads
@@ -203,7 +206,7 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
         if ("conditions" in args) == from_dataset:
             raise UsageError(f"{checkpoint}: the model is conditional on {cond_names}: give either "
                              f"conditions=<file.csv|file.npz> or from_dataset=true")
-        dm = instantiate(info["dataset"]) if info.get("dataset") else None
+        dm = safe_instantiate(info["dataset"], checkpoint, "dataset") if info.get("dataset") else None
         if from_dataset:
             if dm is None:
                 raise ConditionsError(f"{checkpoint}: no dataset config saved; give conditions=<file>")

@@ -35,6 +35,15 @@ class EpochBatches:
     def __len__(self) -> int:
         return len(self.x) // self.world_size // (self.batch_size * self.per_step)
 
+    @property
+    def sampler(self) -> EpochBatches:
+        """Itself: Lightning calls ``loader.sampler.set_epoch(epoch)`` before every epoch."""
+        return self
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draws epoch ``epoch``'s order next; a resumed run so continues the uninterrupted one's order."""
+        self.epoch = epoch
+
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         self.epoch += 1

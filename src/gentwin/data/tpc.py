@@ -180,10 +180,17 @@ def read_digits(
     (p_lo, p_hi), (t_lo, t_hi) = _check_window(pad_window, time_window)
     i_pad, i_time = names.index(pad_feature), names.index(time_feature)
 
-    with path.open() as f:
-        lines = f.read().splitlines()
+    from gentwin.errors import not_text
+
+    try:
+        with path.open() as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(not_text(path, e, "a TPC-FastSim digits file of 'params:' and hit lines")) from None
     while lines and not lines[-1].strip():
         lines.pop()
+    if not lines:
+        raise ValueError(f"{path}: empty digits file (expected 'params:' lines, each followed by a hit line)")
     if len(lines) % 2:
         raise ValueError(
             f"{path}:{len(lines)}: file ends with a params line and no hit line "
@@ -654,7 +661,8 @@ class TPCDataModule(ArrayDataModule):
             )
         if self.path is None:
             if self.n is None:
-                raise ConfigError("dataset.n must be set when the events are simulated (dataset.path=null)")
+                raise ConfigError("dataset.path is not set: give a digits file (dataset.path=<file>), or "
+                                  "dataset.n=<events> to simulate them")
             events = simulate_tpc(self.n, rng, pad_window=self.pad_window, time_window=self.time_window,
                                   **self.simulator)
         else:

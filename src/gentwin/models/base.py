@@ -9,13 +9,40 @@ plugins that wrap ``optimizer.step`` are not supported; fp32 and bf16 are.
 from __future__ import annotations
 
 import math
+import random
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 
 from gentwin.data.transforms import Identity
 from gentwin.errors import Diverged
+
+
+def rng_state() -> dict:
+    """The global random states (torch, CUDA, numpy, Python) as tensors and plain values.
+
+    Plain, so that a checkpoint holding them still loads with ``torch.load(weights_only=True)``.
+    """
+    kind, key, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002 (the global state others draw from)
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"kind": str(kind), "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)}}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restores what ``rng_state`` returned."""
+    torch.set_rng_state(state["torch"])
+    v, internal, gauss = state["python"]
+    random.setstate((v, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))  # noqa: NPY002
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class GenerativeModel(L.LightningModule):
@@ -40,6 +67,7 @@ class GenerativeModel(L.LightningModule):
         self.batches_per_step = 1
         self.steps_per_epoch = 1
         self.build_info: dict = {}
+        self._resume_rng: dict | None = None
 
     # -- the contract -------------------------------------------------------------------------
     def generate(self, n: int, c: torch.Tensor | None = None) -> torch.Tensor:
@@ -80,11 +108,19 @@ class GenerativeModel(L.LightningModule):
         raw, wrapped = self.optimizers(use_pl_optimizer=False), self.optimizers()
         self._opts = raw if isinstance(raw, list) else [raw]
         self._pl_opts = wrapped if isinstance(wrapped, list) else [wrapped]
+        # Last, after every callback's on_train_start: a resumed run draws the random numbers the
+        # uninterrupted run would have drawn from here on.
+        if self._resume_rng is not None:
+            set_rng_state(self._resume_rng)
+            self._resume_rng = None
 
-    def on_train_epoch_end(self) -> None:
+    def on_train_epoch_start(self) -> None:
+        # Per-epoch schedules step to the current epoch. Stepping here rather than at the epoch's end
+        # keeps a resume exact: checkpoints are written at the epoch's validation, before its end.
         schedulers = self.lr_schedulers()
         for s in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
-            s.step()
+            while s.last_epoch < self.current_epoch:
+                s.step()
 
     def step(self, index: int, loss: torch.Tensor, name: str, last: bool = True) -> None:
         """Backward and step optimizer ``index``, refusing a non-finite loss before it reaches the weights.
@@ -94,7 +130,7 @@ class GenerativeModel(L.LightningModule):
         if not math.isfinite(loss.item()):
             raise Diverged(
                 f"{name} became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
-                f"training stopped before the update, the last good checkpoint is kept"
+                f"training stopped before the update"
             )
         opt = self._pl_opts[index] if last else self._opts[index]
         opt.zero_grad(set_to_none=True)
@@ -133,6 +169,10 @@ class GenerativeModel(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["gentwin"] = dict(self.build_info, shape=list(self.shape), cond_dim=self.cond_dim)
+        checkpoint["rng"] = rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._resume_rng = checkpoint.get("rng")
 
     @staticmethod
     def _cat(z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:

@@ -33,6 +33,8 @@ class TPESamplerConf:
 
 @dataclass
 class RandomSamplerConf:
+    """Uniform random sampling: a baseline, or a search of a few trials."""
+
     _target_: str = "optuna.samplers.RandomSampler"
     seed: int | None = None
 
@@ -56,6 +58,8 @@ class GPSamplerConf:
 
 @dataclass
 class OptunaSweeperConf:
+    """The sweeper's options (``hydra.sweeper.*``); the defaults list picks the TPE sampler."""
+
     _target_: str = "hydra_plugins.gentwin_optuna_sweeper.optuna_sweeper.OptunaSweeper"
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
     # An Optuna sampler (instantiated by Hydra): hydra/sweeper/sampler=tpe|random|cmaes|gp.

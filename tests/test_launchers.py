@@ -135,20 +135,32 @@ def test_submitit_local_launcher_runs_a_job(tmp_path):
 
 @pytest.mark.slow
 def test_optuna_study_is_stored_and_resumed(tmp_path):
+    """hydra/sweeper=search (our Optuna 4+ sweeper): trials stored, resumed, best written, `report` reads it."""
     optuna = pytest.importorskip("optuna")
+    import json
+
+    import yaml
+
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     args = ["run", "-m", "hydra/sweeper=search", "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=toy",
             f"hydra.sweeper.storage={storage}", *TINY, "model=nice", "model.flow.transforms=choice(1,2,3)"]
     for _ in range(2):
         out = cli(*args, cwd=tmp_path)
         assert out.returncode == 0, out.stderr[-3000:]
+    assert "Best of study 'toy' (4 complete): trial" in out.stdout
     study = optuna.load_study(study_name="toy", storage=storage)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == 4 and study.direction == optuna.study.StudyDirection.MINIMIZE  # metric.mode: min
     assert all(t.params["model.flow.transforms"] in (1, 2, 3) for t in done)
     # Each trial's value is its run's monitored metric.
-    import json
-
     runs = run_dirs(tmp_path / "outputs" / "multirun")
     recorded = sorted(json.loads((r / "metrics.json").read_text())["metrics"]["multivariate/energy"] for r in runs)
     assert sorted(t.value for t in done) == pytest.approx(recorded)
+    # The study's best trial beside the second sweep's jobs; `report` tabulates a search folder.
+    sweeps = sorted({r.parent for r in runs})
+    result = yaml.safe_load((sweeps[-1] / "optimization_results.yaml").read_text())
+    assert result["best_value"] == pytest.approx(study.best_value) and result["trials"] == {"complete": 4}
+    assert f"model.flow.transforms={study.best_params['model.flow.transforms']}" in result["best_overrides"]
+    report = cli("report", str(sweeps[-1]), "--no-plots", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "2 jobs: 2 finished" in report.stdout

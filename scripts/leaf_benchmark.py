@@ -52,7 +52,7 @@ def benchmark(model_name: str, minutes: float, n: int, threads: int, extra: list
     import torch
 
     from gentwin.config import validate
-    from gentwin.data.images import property_scores, property_table
+    from gentwin.metrics.properties import property_scores, property_table
     from gentwin.run import _quiet, build, set_threads
 
     cfg = compose([f"experiment=leaf_{model_name}", f"threads={threads}", "dataset.grid_every_n_steps=null",

@@ -61,7 +61,7 @@ def floor(cfg, draws: int = 5) -> tuple[float, float, int]:
     """chi2 of the held-out events against as many training events (their own conditions): mean, std, N."""
     import torch
 
-    from gentwin.metrics.tpc import tpc_chi2
+    from gentwin.domains.tpc.metrics import tpc_chi2
     from gentwin.run import build
 
     dm, _ = build(cfg)

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gentwin.data.tpc import TPCEvents, read_digits, simulate_tpc, tpc_properties
-from gentwin.metrics.tpc import tpc_chi2
+from gentwin.domains.tpc.metrics import tpc_chi2
+from gentwin.domains.tpc.properties import tpc_properties
+from gentwin.domains.tpc.reader import TPCEvents, read_digits
+from gentwin.domains.tpc.simulator import simulate_tpc
 
 DEFAULT_FILE = Path(__file__).resolve().parents[1].parent / "shared/data/tpc/digits_v4plus_shortFixedPt.dat"
 V4PLUS = ["crossing_angle", "dip_angle", "drift_length", "pad_coordinate", "row", "pT"]

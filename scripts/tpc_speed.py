@@ -32,7 +32,7 @@ def build_model(model: str):
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    from gentwin.data.tpc import LogScale
+    from gentwin.domains.tpc.transforms import LogScale
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose(config_name="run", overrides=[f"experiment={PRESETS[model]}"], return_hydra_config=True)
@@ -62,7 +62,7 @@ def main() -> int:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
 
-    from gentwin.data.tpc import simulate_tpc
+    from gentwin.domains.tpc.simulator import simulate_tpc
 
     rng = np.random.default_rng(0)
     sim_rate = best_rate(lambda: simulate_tpc(a.batch, rng), a.batch, max(1, a.repeats // 2))

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from gentwin.data import toy
 from gentwin.data.base import EpochBatches
 from gentwin.data.transforms import Chain, Elementwise, Identity, Standardize
+from gentwin.domains.toy import simulators as toy
+from gentwin.domains.toy.datamodule import ToyDataModule
 from gentwin.errors import ConfigError
 
 
@@ -38,7 +39,7 @@ def test_invalid_toy_parameters_are_refused():
     with pytest.raises(ConfigError, match="dataset.rmin"):
         toy.u_shape(10, np.random.default_rng(0), rmin=2, rmax=1)
     with pytest.raises(ConfigError, match="dataset.name"):
-        toy.ToyDataModule(name="banana")
+        ToyDataModule(name="banana")
 
 
 @pytest.mark.parametrize("transform", [

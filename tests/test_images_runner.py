@@ -11,16 +11,13 @@ import pytest
 import torch
 
 from conftest import cli, compose, fit, run_dirs
-from gentwin.data.images import (
-    Affine,
-    DigitsDataModule,
-    LeafDataModule,
-    MNISTDataModule,
-    digit_properties,
-    property_scores,
-    read_idx,
-)
+from gentwin.data.images import Affine
+from gentwin.domains.digits.datamodule import DigitsDataModule, MNISTDataModule
+from gentwin.domains.digits.properties import digit_properties
+from gentwin.domains.digits.reader import read_idx
+from gentwin.domains.leaves.datamodule import LeafDataModule
 from gentwin.errors import ConfigError, DataError
+from gentwin.metrics.properties import property_scores
 from gentwin.nets.conv import count_params
 from gentwin.run import build
 
@@ -120,7 +117,8 @@ def test_user_geometry_bad_file_exits_3_without_a_folder(tmp_path):
 
 
 def test_user_geometry_is_rasterised(tmp_path):
-    from gentwin.data.leaves import simulate_leaves, to_geojson
+    from gentwin.domains.leaves.io import to_geojson
+    from gentwin.domains.leaves.simulator import simulate_leaves
 
     path = tmp_path / "mine.geojson"
     path.write_text(json.dumps(to_geojson(simulate_leaves(3, np.random.default_rng(1)))))

@@ -92,12 +92,13 @@ def test_targets_of_checkpoints_are_those_of_the_package_configs():
     from gentwin.checkpoint import CheckpointError, allowed_targets, check_targets
 
     allowed = allowed_targets()
-    assert {"gentwin.models.gan.GAN", "gentwin.nets.tpc.TPCCritic", "gentwin.data.tpc.TPCDataModule"} <= allowed
+    assert {"gentwin.models.gan.GAN", "gentwin.domains.tpc.nets.TPCCritic",
+            "gentwin.domains.tpc.datamodule.TPCDataModule"} <= allowed
     assert not any(t.startswith(("torch.", "lightning.", "numpy.", "os.", "builtins.")) for t in allowed)
     check_targets({"_target_": "gentwin.models.gan.GAN", "loss": {"_target_": "gentwin.losses.adversarial.BCE"}},
                   "x.ckpt", "model")
     for bad in ({"_target_": "os.system", "_args_": ["echo"]}, {"a": [{"_target_": "builtins.eval"}]},
-                {"_target_": "gentwin.data.leaves.write_geojson"}):
+                {"_target_": "gentwin.domains.leaves.io.to_geojson"}):
         with pytest.raises(CheckpointError, match="x.ckpt: refused"):
             check_targets(bad, "x.ckpt", "dataset")
 

@@ -8,7 +8,8 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import cli, compose, fit, run_dirs
-from gentwin.data.tpc import CONDITION_NAMES, PROPERTY_NAMES
+from gentwin.domains.tpc.properties import PROPERTY_NAMES
+from gentwin.domains.tpc.reader import CONDITION_NAMES
 from gentwin.evaluate import evaluate
 from gentwin.run import build
 from gentwin.sample import main as sample_main
@@ -44,7 +45,7 @@ def test_conditional_model_trains_and_samples_for_conditions(model, extra):
 
 
 def test_distances_skip_images_without_moments():
-    from gentwin.data.tpc import on_valid_events
+    from gentwin.domains.tpc.properties import on_valid_events
     from gentwin.metrics.distances import w1_marginals
 
     rng = np.random.default_rng(0)
@@ -59,8 +60,8 @@ def test_distances_skip_images_without_moments():
 def test_baseline_specialization_and_preset():
     cfg = compose(["model=wgan_gp", "dataset=tpc"])
     assert cfg.metric.monitor == "chi2"  # the dataset picks its metric
-    assert cfg.model.critic._target_ == "gentwin.nets.tpc.TPCCritic"
-    assert cfg.model.generator.head._target_ == "gentwin.nets.tpc.CustomActivation"
+    assert cfg.model.critic._target_ == "gentwin.domains.tpc.nets.TPCCritic"
+    assert cfg.model.generator.head._target_ == "gentwin.domains.tpc.nets.CustomActivation"
     assert (cfg.model.latent_dim, cfg.model.critic_steps, cfg.model.loss.gp_weight, cfg.dataset.batch_size) == \
         (32, 8, 10.0, 32)
     assert list(cfg.model.generator.hidden) == [32, 64, 64, 64, 128]

@@ -9,21 +9,13 @@ import pytest
 import shapely
 from shapely.geometry import LineString, Polygon, box
 
-from gentwin.data.leaves import (
-    LEAF_PROPERTIES,
-    Leaf,
-    half_leaves,
-    image_properties,
-    leaf_properties,
-    pixel_size,
-    postprocess,
-    rasterize,
-    read_geometry,
-    simulate_leaves,
-    to_geojson,
-    to_wkt,
-)
-from gentwin.metrics.properties import leaf_property_metric
+from gentwin.domains.leaves.geometry import LEAF_PROPERTIES, Leaf, half_leaves
+from gentwin.domains.leaves.io import read_geometry, to_geojson, to_wkt
+from gentwin.domains.leaves.postprocess import postprocess
+from gentwin.domains.leaves.properties import image_properties, leaf_properties
+from gentwin.domains.leaves.raster import pixel_size, rasterize
+from gentwin.domains.leaves.simulator import simulate_leaves
+from gentwin.metrics.properties import property_metric
 
 
 @pytest.fixture(scope="module")
@@ -375,12 +367,12 @@ def test_read_wkt_errors_name_file_and_line(tmp_path):
 
 def test_leaf_property_metric(halves, images):
     real = leaf_properties(halves)
-    same = leaf_property_metric(real, real)
+    same = property_metric(real, real)
     assert same["valid_rate"] == 1.0
     assert all(same[f"{p}_w1"] == 0.0 and same[f"{p}_ks"] == 0.0 for p in LEAF_PROPERTIES)
     fake = leaf_properties(halves[:10] + [None] * 10)
     fake["area"][:10] *= 1.5
-    out = leaf_property_metric(real, fake)
+    out = property_metric(real, fake)
     assert out["valid_rate"] == 0.5
     assert out["area_w1"] > 0.5 and out["area_ks"] > 0.3
     assert np.isfinite(out["n_veins_w1"])

@@ -6,12 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from gentwin.data.microstructure import (
-    MICROSTRUCTURE_PROPERTIES,
-    microstructure_properties,
-    simulate_microstructures,
-)
-from gentwin.metrics.properties import microstructure_property_metric
+from gentwin.domains.microstructure.properties import MICROSTRUCTURE_PROPERTIES, microstructure_properties
+from gentwin.domains.microstructure.simulator import simulate_microstructures
+from gentwin.metrics.properties import property_metric
 
 
 def test_shape_range_and_determinism():
@@ -74,9 +71,9 @@ def test_properties_of_a_known_image():
 
 def test_microstructure_metric():
     real = microstructure_properties(simulate_microstructures(20, np.random.default_rng(0), grains=(30, 5)))
-    same = microstructure_property_metric(real, real)
+    same = property_metric(real, real)
     assert same["valid_rate"] == 1.0 and same["grain_count_w1"] == 0.0 and same["grain_count_ks"] == 0.0
     fine = microstructure_properties(simulate_microstructures(20, np.random.default_rng(1), grains=(60, 5)))
-    out = microstructure_property_metric(real, fine)
+    out = property_metric(real, fine)
     assert out["grain_count_ks"] == 1.0 and out["grain_count_w1"] > 3.0
     assert out["boundary_fraction_w1"] > out["color_mean_r_w1"]

@@ -5,15 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from gentwin.data.tpc import (
-    CONDITION_NAMES,
-    LogScale,
-    log_scale,
-    log_unscale,
-    read_digits,
-    simulate_tpc,
-    tpc_properties,
-)
+from gentwin.domains.tpc.properties import tpc_properties
+from gentwin.domains.tpc.reader import CONDITION_NAMES, read_digits
+from gentwin.domains.tpc.simulator import simulate_tpc
+from gentwin.domains.tpc.transforms import LogScale, log_scale, log_unscale
 
 TPC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tpc"
 REAL_FILE = TPC_DIR / "digits_v4plus_shortFixedPt.dat"

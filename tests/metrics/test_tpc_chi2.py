@@ -3,8 +3,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gentwin.data.tpc import read_digits, simulate_tpc, tpc_properties
-from gentwin.metrics.tpc import CHI2_STATISTICS, PROFILE_VARIABLES, tpc_chi2, tpc_profiles
+from gentwin.domains.tpc.metrics import CHI2_STATISTICS, PROFILE_VARIABLES, tpc_chi2, tpc_profiles
+from gentwin.domains.tpc.properties import tpc_properties
+from gentwin.domains.tpc.reader import read_digits
+from gentwin.domains.tpc.simulator import simulate_tpc
 
 REAL_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tpc" / "digits_v4plus_shortFixedPt.dat"
 N_TERMS = 2 * len(CHI2_STATISTICS) * len(PROFILE_VARIABLES) * 19  # 950 band differences

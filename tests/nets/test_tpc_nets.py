@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from gentwin.nets.tpc import CustomActivation, MaxPoolTime, SparseDropout, TPCCritic, tpc_output_activation
+from gentwin.domains.tpc.nets import CustomActivation, MaxPoolTime, SparseDropout, TPCCritic, tpc_output_activation
 
 T = math.log10(2.0)
 

@@ -10,6 +10,8 @@ the share of generated samples that did (a failed post-processing counts there, 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from gentwin.metrics.distances import ks_statistic, wasserstein1
@@ -55,31 +57,37 @@ def property_metric(real: Properties, fake: Properties, cond: Properties | None 
     return out
 
 
-def leaf_property_metric(real: Properties, fake: Properties, cond: Properties | None = None) -> dict[str, float]:
-    """Metric entry for leaves: ``property_metric`` over ``gentwin.data.leaves.image_properties``.
 
-    Args:
-        real: ``image_properties`` (or ``leaf_properties``) of held-out real images.
-        fake: ``image_properties`` of generated images.
-        cond: unused.
+def property_scores(real: Properties, fake: Properties, cond: Properties | None = None) -> dict[str, float]:
+    """Metric entry: ``gentwin.metrics.properties.property_metric`` plus its means over the properties.
 
     Returns:
-        ``{p}_w1``, ``{p}_ks`` for the eight key properties, and ``valid_rate``.
+        ``{p}_w1`` (W1 / real std), ``{p}_ks``, ``valid_rate`` and ``mean_w1``, ``mean_ks``: the
+        means over the properties with a value (NaN when none has one, e.g. no valid sample).
     """
-    return property_metric(real, fake, cond)
+    out = property_metric(real, fake, cond)
+    for stat in ("w1", "ks"):
+        values = [v for k, v in out.items() if k.endswith(f"_{stat}") and math.isfinite(v)]
+        out[f"mean_{stat}"] = float(np.mean(values)) if values else float("nan")
+    return out
 
 
-def microstructure_property_metric(
-    real: Properties, fake: Properties, cond: Properties | None = None
-) -> dict[str, float]:
-    """Metric entry for micrographs: ``property_metric`` over ``microstructure_properties``.
-
-    Args:
-        real: ``microstructure_properties`` of held-out real images.
-        fake: ``microstructure_properties`` of generated images.
-        cond: unused.
-
-    Returns:
-        ``{p}_w1``, ``{p}_ks`` for the grain statistics, and ``valid_rate`` (1.0: every image counts).
-    """
-    return property_metric(real, fake, cond)
+def property_table(real: Properties, fake: Properties, title: str = "") -> str:
+    """Text table per property: data and generated mean ± std, W1 / data std, KS; the valid share."""
+    scores = property_metric(real, fake)
+    ok_r = np.asarray(real["valid"]) == 1 if "valid" in real else slice(None)
+    ok_f = np.asarray(fake["valid"]) == 1 if "valid" in fake else slice(None)
+    lines = [title] if title else []
+    lines.append(f"{'property':<16}{'data mean ± std':>24}{'generated mean ± std':>26}{'W1/std':>9}{'KS':>7}")
+    for p in real:
+        if p == "valid":
+            continue
+        a, b = np.asarray(real[p], float)[ok_r], np.asarray(fake[p], float)[ok_f]
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+        ra = f"{a.mean():.4g} ± {a.std():.3g}" if a.size else "-"
+        fb = f"{b.mean():.4g} ± {b.std():.3g}" if b.size else "-"
+        lines.append(f"{p:<16}{ra:>24}{fb:>26}{scores[f'{p}_w1']:>9.3f}{scores[f'{p}_ks']:>7.3f}")
+    n_fake = len(next(iter(fake.values()))) if fake else 0
+    if "valid" in fake:
+        lines.append(f"valid: {100 * scores['valid_rate']:.1f} % of {n_fake} generated samples post-processed")
+    return "\n".join(lines)

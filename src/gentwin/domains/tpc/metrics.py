@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 #: Profile variables of the baseline (``make_images_for_model``), in the names of
-#: :meth:`gentwin.data.tpc.TPCEvents.profile_variables`.
+#: :meth:`gentwin.domains.tpc.reader.TPCEvents.profile_variables`.
 PROFILE_VARIABLES = ("crossing_angle", "dip_angle", "drift_length", "drift_length_frac", "pad_coordinate_frac")
 #: The statistics summed in ``chi2``; ``chi2_amp`` adds ``Sum``.
 CHI2_STATISTICS = ("Mean0", "Mean1", "Sigma0^2", "Sigma1^2", "Cov01")
@@ -71,10 +71,10 @@ def tpc_profiles(
     """Binned profiles of image statistics against condition variables, for real and generated events.
 
     Args:
-        real: :func:`gentwin.data.tpc.tpc_properties` of the real images, each (N_r,).
+        real: :func:`gentwin.domains.tpc.properties.tpc_properties` of the real images, each (N_r,).
         fake: the same for the generated images, each (N_g,).
         cond: profile variables of the real events, name -> (N_r,) (e.g.
-            :meth:`~gentwin.data.tpc.TPCEvents.profile_variables`).
+            :meth:`~gentwin.domains.tpc.reader.TPCEvents.profile_variables`).
         cond_fake: profile variables of the generated events, name -> (N_g,); default ``cond``
             (generated for the same conditions, N_g = N_r).
         variables: the profile variables.
@@ -133,7 +133,7 @@ def tpc_chi2(
     """Profile chi-square of the baseline (TPC-FastSim; seed 003 section 3.3), with a breakdown.
 
     Args:
-        real: :func:`gentwin.data.tpc.tpc_properties` of the real images, each (N_r,).
+        real: :func:`gentwin.domains.tpc.properties.tpc_properties` of the real images, each (N_r,).
         fake: the same for images generated for the same conditions, each (N_g,).
         cond: profile variables, name -> (N_r,).
         variables: the profile variables.

@@ -1,14 +1,10 @@
-"""Toy distributions of the particle-physics report (seed 004) and the usual 2-D benchmarks.
-
-Every simulator is a seeded function ``simulate(n, rng, **params) -> (n, D)``; ``ToyDataModule``
-wraps one of them by name, so a new toy is one function here plus one YAML file.
-"""
+"""The toy distributions: seeded ``simulate(n, rng, **params) -> (n, D)`` functions."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from gentwin.data.base import ArrayDataModule, ConfigError
+from gentwin.data.base import ConfigError
 
 
 def u_shape(n: int, rng: np.random.Generator, rmin: float = -1.0, rmax: float = 1.0) -> np.ndarray:
@@ -81,27 +77,3 @@ def gaussian_mixture(
 
 
 SIMULATORS = {f.__name__: f for f in (u_shape, gaussian2d, moons, circles, ring, gaussian_mixture)}
-
-
-class ToyDataModule(ArrayDataModule):
-    """A toy distribution by name with its parameters.
-
-    Args:
-        name: One of ``SIMULATORS``.
-        params: Keyword parameters of that simulator.
-        **kwargs: ``ArrayDataModule`` arguments (``n``, ``val_fraction``, ``batch_size``, ...).
-    """
-
-    def __init__(self, name: str, params: dict | None = None, **kwargs):
-        super().__init__(**kwargs)
-        if name not in SIMULATORS:
-            raise ConfigError(f"dataset.name must be one of {sorted(SIMULATORS)}, got {name!r}")
-        self.name, self.params = name, dict(params or {})
-
-    def build(self, rng):
-        return SIMULATORS[self.name](self.n, rng, **self.params).astype(np.float32), None
-
-    def figures(self, real, fake, c):
-        from gentwin.plots import scatter_and_marginals
-
-        return {"samples": scatter_and_marginals(real, fake, title=self.name)}

@@ -1,35 +1,10 @@
-"""Synthetic grain microstructures (seed 001): Voronoi grains as 64x64 RGB images.
-
-Seed 001 trains a convolutional VAE on 1000 RGB 64x64 micrographs of grains of varying size and
-shape. Its images are not public, so ``simulate_microstructures`` makes look-alikes: a Voronoi
-(optionally Laguerre) tessellation of random seed points, each grain painted one colour as an
-orientation map would (a random crystal direction shown as RGB, always bright), and the grain
-boundaries drawn dark. The window is **not periodic**: it is a cut-out of a larger polycrystal, so
-grains at the border are truncated as in a micrograph, and every seed lies inside the window.
-
-``microstructure_properties`` reads the statistics back from any image (simulated or generated):
-boundary pixels are the dark ones, grains the 4-connected regions between them. All lengths and
-areas are in pixels.
-"""
+"""Synthetic grain micrographs: Voronoi grains as RGB images (``simulate_microstructures``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage
-
-MICROSTRUCTURE_PROPERTIES = (
-    "grain_count",
-    "mean_grain_area",
-    "boundary_fraction",
-    "color_mean_r",
-    "color_mean_g",
-    "color_mean_b",
-    "color_std_r",
-    "color_std_g",
-    "color_std_b",
-)
 
 
 def _orientation_colours(rng: np.random.Generator, k: int) -> np.ndarray:
@@ -96,44 +71,4 @@ def simulate_microstructures(
         if noise > 0:
             img = img + rng.normal(0.0, noise, img.shape)
         out[i] = np.clip(img, 0.0, 1.0).reshape(size, size, 3).transpose(2, 0, 1)
-    return out
-
-
-def microstructure_properties(
-    images: np.ndarray, boundary_threshold: float = 0.3, min_grain_pixels: int = 4
-) -> dict[str, np.ndarray]:
-    """Grain statistics of RGB micrographs.
-
-    A pixel is boundary when its brightest channel is below ``boundary_threshold`` (grains are
-    painted bright, boundaries dark); grains are the 4-connected regions of the other pixels with
-    at least ``min_grain_pixels`` pixels (smaller specks are noise).
-
-    Args:
-        images: shape (N, 3, H, W), values in [0, 1].
-        boundary_threshold: brightness below which a pixel is boundary.
-        min_grain_pixels: smallest region counted as a grain.
-
-    Returns:
-        ``MICROSTRUCTURE_PROPERTIES`` -> (N,) float arrays: ``grain_count``, ``mean_grain_area``
-        (pixels; NaN without grains), ``boundary_fraction`` (share of boundary pixels) and the mean
-        and std of each colour channel over the grain pixels (NaN without grains).
-    """
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"expected images of shape (N, 3, H, W), got {images.shape}")
-    out = {k: np.full(len(images), np.nan) for k in MICROSTRUCTURE_PROPERTIES}
-    for i, img in enumerate(images):
-        boundary = img.max(axis=0) < boundary_threshold
-        labels, k = ndimage.label(~boundary)
-        sizes = np.bincount(labels.ravel(), minlength=k + 1)[1:]
-        grains = sizes[sizes >= min_grain_pixels]
-        out["grain_count"][i] = grains.size
-        out["boundary_fraction"][i] = boundary.mean()
-        if grains.size:
-            out["mean_grain_area"][i] = grains.mean()
-            inside = (labels > 0) & (sizes >= min_grain_pixels)[np.maximum(labels - 1, 0)]
-            pixels = img[:, inside]
-            for c, name in enumerate("rgb"):
-                out[f"color_mean_{name}"][i] = pixels[c].mean()
-                out[f"color_std_{name}"][i] = pixels[c].std()
     return out

@@ -15,7 +15,7 @@ def profile_figure(profiles: dict[str, dict[str, dict[str, np.ndarray]]], title:
     (``mean_err`` for the mean, ``sqrt(mean_err^2 + std_err^2)`` for mean +- std).
 
     Args:
-        profiles: :func:`gentwin.metrics.tpc.tpc_profiles` output, ``profiles[variable][statistic]``.
+        profiles: :func:`gentwin.domains.tpc.metrics.tpc_profiles` output, ``profiles[variable][statistic]``.
     """
     variables = list(profiles)
     statistics = list(profiles[variables[0]]) if variables else []

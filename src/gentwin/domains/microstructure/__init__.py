@@ -1,0 +1,1 @@
+"""Grain microstructures: Voronoi micrographs and their grain statistics."""

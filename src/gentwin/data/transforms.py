@@ -71,6 +71,7 @@ _STEPS = {
     "log": (torch.log, torch.exp, lambda x: x > 0, "x > 0", lambda x: -torch.log(x)),
     "sqrt": (torch.sqrt, torch.square, lambda x: x > 0, "x > 0", lambda x: -torch.log(2 * torch.sqrt(x))),
     "exp": (torch.exp, torch.log, lambda x: torch.isfinite(torch.exp(x)), "exp(x) finite", lambda x: x),
+    "log1p": (torch.log1p, torch.expm1, lambda x: x > -1, "x > -1", lambda x: -torch.log1p(x)),
     "log10p": (lambda x: torch.log10(1 + x), lambda y: 10**y - 1, lambda x: x > -1, "x > -1",
                lambda x: -torch.log((1 + x) * _LN10)),
 }
@@ -85,7 +86,7 @@ class Elementwise(nn.Module):
     offending value, instead of silently folding the data.
 
     Args:
-        steps: Names from ``log``, ``sqrt``, ``exp``, ``log10p`` applied in order.
+        steps: Names from ``log``, ``sqrt``, ``exp``, ``log1p``, ``log10p`` applied in order.
         shift: Added to ``x`` before the first step.
     """
 

@@ -1,0 +1,149 @@
+"""dataset=arrays: HDF5, ROOT, npz/npy and CSV files by config; every family trains on them; bad input refused."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import uproot
+
+from conftest import cli, compose, fit, run_dirs
+from gentwin.domains.arrays.datamodule import ArraysDataModule
+from gentwin.domains.arrays.reader import read_arrays
+from gentwin.errors import ConfigError, DataError
+
+N = 320
+SMALL = ["threads=1", "dataset.batch_size=16", "trainer.max_epochs=1"]
+
+
+def showers(rng, n=N):
+    """CaloChallenge's layout: incident energies (N, 1) and showers (N, voxels) growing with them."""
+    energy = rng.uniform(1.0, 100.0, (n, 1))
+    return energy, rng.gamma(2.0, 1.0, (n, 12)) * energy / 50
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    energy, shower = showers(rng)
+    paths = {"h5": tmp_path / "calo.h5", "root": tmp_path / "events.root", "npz": tmp_path / "images.npz",
+             "csv": tmp_path / "table.csv", "npy": tmp_path / "plain.npy"}
+    with h5py.File(paths["h5"], "w") as f:
+        f["incident_energies"], f["showers"] = energy, shower
+    images = rng.random((N, 8, 8)).astype(np.float32)
+    with uproot.recreate(paths["root"]) as f:
+        f.mktree("events", {"px": np.float64, "py": np.float64, "e": np.float32, "image": (np.float32, (8, 8)),
+                            "hits": "var * float32"})
+        import awkward as ak
+
+        f["events"].extend({"px": rng.normal(size=N), "py": rng.normal(size=N), "e": rng.gamma(2.0, size=N),
+                            "image": images, "hits": ak.Array([[1.0] * (i % 3) for i in range(N)])})
+        f.mktree("other", {"a": np.float64})
+    np.savez(paths["npz"], x=images, c=rng.uniform(size=(N, 2)).astype(np.float32))
+    table = np.column_stack([rng.normal(size=N), rng.normal(size=N) * 3 + 1, rng.uniform(size=N)])
+    np.savetxt(paths["csv"], table, delimiter=",", header="a,b,t", comments="")
+    np.save(paths["npy"], rng.normal(size=(N, 3)))
+    return paths
+
+
+@pytest.mark.parametrize("fmt,keys,model,shape,cond", [
+    ("h5", ["dataset.x=showers", "dataset.c=incident_energies"], "wgan_gp", (12,), 1),
+    ("h5", ["dataset.x=showers", "dataset.c=incident_energies", "dataset/transform=log1p_standardize"], "cvae",
+     (12,), 1),
+    ("h5", ["dataset.x=showers", "dataset.c=incident_energies", "dataset/transform=log1p"], "maf", (12,), 1),
+    ("root", ["dataset.tree=events", "dataset.x=[px,py,e]", "dataset.c=null"], "gan", (3,), 0),
+    ("root", ["dataset.tree=events", "dataset.x=image", "dataset.c=[px,py]"], "vae", (8, 8), 2),
+    ("npz", ["dataset.x=x", "dataset.c=c"], "realnvp", (8, 8), 2),
+    ("npz", ["dataset.x=x", "dataset.c=null", "dataset/transform=none"], "nice", (8, 8), 0),
+    ("csv", ["dataset.x=[a,b]", "dataset.c=t"], "cramer_gan", (2,), 1),
+    ("npy", ["dataset.c=null"], "lsgan", (3,), 0),
+])
+def test_every_family_trains_on_every_format(files, fmt, keys, model, shape, cond, tmp_path):
+    cfg = compose(["dataset=arrays", f"dataset.path={files[fmt]}", *keys, f"model={model}", *SMALL])
+    assert cfg.metric.monitor == "prop/mean_w1"
+    dm, net = fit(cfg, limit_val_batches=1, root_dir=tmp_path)
+    assert dm.shape == shape and dm.cond_dim == cond and len(dm.cond_names) == cond
+    c = dm.c_val[:5] if cond else None
+    x = net.sample(5, c)
+    assert x.shape == (5, *shape) and torch.isfinite(x).all()
+    props = dm.properties(dm.x_raw_val, dm.c_raw_val)
+    assert all(len(v) == len(dm.x_raw_val) for v in props.values())
+
+
+def test_the_transform_is_fitted_on_the_training_split_and_inverted(files):
+    from gentwin.data.transforms import Standardize
+
+    dm = ArraysDataModule(path=str(files["csv"]), x=["a", "b"], c=None, batch_size=16, seed=3, transform=Standardize())
+    dm.setup()
+    assert torch.allclose(dm.x_train.mean(0), torch.zeros(2), atol=1e-5)
+    assert not torch.allclose(dm.x_val.mean(0), torch.zeros(2), atol=1e-3)  # the held-out split was not fitted
+    back = dm.transform.inverse(dm.x_val).numpy()
+    assert np.allclose(back, dm.x_raw_val, atol=1e-4)
+    assert dm.x_names == ["a", "b"] and list(dm.properties(dm.x_raw_val)) == ["a", "b"]
+
+
+def test_large_samples_are_compared_through_summaries(files):
+    dm = ArraysDataModule(path=str(files["npz"]), x="x", c="c", batch_size=16)
+    dm.setup()
+    props = dm.properties(dm.x_raw_val)
+    assert set(props) == {"sum", "max", "spread", "nonzero_fraction", "centroid1", "width1", "centroid2", "width2"}
+    assert np.allclose(props["sum"], dm.x_raw_val.reshape(len(dm.x_raw_val), -1).sum(1))
+
+
+@pytest.mark.parametrize("fmt,kwargs,message", [
+    ("h5", dict(x="shower"), r"no dataset 'shower' \(dataset.x\); the file has: incident_energies, showers"),
+    ("h5", dict(x="showers", c="energy"), r"no dataset 'energy' \(dataset.c\); the file has"),
+    ("root", dict(x="pz", tree="events"), r"no branch 'pz' \(dataset.x\); tree 'events' has: px, py, e, image"),
+    ("root", dict(x="px"), r"name the tree with dataset.tree=<name>; the file has the trees events, other"),
+    ("root", dict(x="px", tree="evts"), r"no tree 'evts' \(dataset.tree\); the file has the trees events, other"),
+    ("root", dict(x="hits", tree="events"), r"branch 'hits' of tree 'events' is float\[\], not a number .* jagged"),
+    ("root", dict(x=["px", "image"], tree="events"), r"branch 'image' has shape \(8, 8\) per row; a list"),
+    ("npz", dict(x="images"), r"no array 'images' \(dataset.x\); the file has: c, x"),
+    ("csv", dict(x=["a", "z"]), r"no column 'z' \(dataset.x\); the file has: a, b, t"),
+    ("npy", dict(x="x", c="c"), r"a .npy file holds one unnamed array"),
+    ("h5", dict(x="showers", max_bytes=14_400), r"320 rows of \(12,\) samples take 0.05 MB in memory .* more "
+     r"than the 0.01 MB allowed .* 100 rows fit: dataset.n=100"),
+])
+def test_bad_names_list_what_the_file_has(files, fmt, kwargs, message):
+    with pytest.raises(DataError, match=message):
+        read_arrays(files[fmt], **kwargs)
+
+
+def test_lengths_nonfinite_rows_and_unreadable_files_are_refused(tmp_path):
+    bad = tmp_path / "bad.h5"
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    x[[4, 9, 30], 1] = [np.nan, np.inf, -np.inf]
+    with h5py.File(bad, "w") as f:
+        f["x"], f["c"], f["short"] = x, np.ones((50, 1)), np.ones(49)
+    with pytest.raises(DataError, match=r"x has 50 rows but c has 49"):
+        read_arrays(bad, "x", "short")
+    with pytest.raises(DataError, match=r"3 of 50 rows hold NaN or inf \(the first is row 4\); .*drop_nonfinite=true"):
+        read_arrays(bad, "x", "c")
+    kept = read_arrays(bad, "x", "c", drop_nonfinite=True)
+    assert kept.dropped == 3 and kept.x.shape == (47, 3) and np.isfinite(kept.x).all()
+    for name in ("junk.h5", "junk.root", "junk.npz"):
+        (tmp_path / name).write_bytes(b"\x00\x01 not this format " * 20)
+        with pytest.raises(DataError, match=rf"{name}: not a readable"):
+            read_arrays(tmp_path / name, "x")
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00a,b\n")
+    with pytest.raises(DataError, match=r"binary.csv: not a text file"):
+        read_arrays(tmp_path / "binary.csv", "a")
+    (tmp_path / "text.csv").write_text("a,b\n1,2\n3,x\n")
+    with pytest.raises(DataError, match=r"text.csv: column 'b': could not convert string 'x'"):
+        read_arrays(tmp_path / "text.csv", ["a", "b"])
+    with pytest.raises(DataError, match=r"unknown format '.parquet'; readable: .h5, .hdf5, .root"):
+        (tmp_path / "t.parquet").write_bytes(b"PAR1")
+        read_arrays(tmp_path / "t.parquet", "x")
+    with pytest.raises(DataError, match=r"missing.h5: no such file"):
+        read_arrays(tmp_path / "missing.h5", "x")
+    with pytest.raises(ConfigError, match=r"dataset.path is not set"):
+        ArraysDataModule(x="x")
+
+
+def test_run_refuses_bad_input_with_one_line_exit_3_and_no_folder(files, tmp_path):
+    r = cli("run", "dataset=arrays", f"dataset.path={files['h5']}", "dataset.x=shower", "threads=1", cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.strip().splitlines() == [f"error: {files['h5']}: no dataset 'shower' (dataset.x); the file has: "
+                                             f"incident_energies, showers"]
+    assert run_dirs(tmp_path) == [] and not (tmp_path / "outputs").exists()

@@ -37,9 +37,9 @@ OWN_PREFIXES = ("gentwin.", "zuko.")
 
 @functools.cache
 def allowed_targets(configs: Path = CONFIGS) -> frozenset[str]:
-    """Every ``_target_`` of gentwin's own model, dataset, schedule and preset configs (under ``OWN_PREFIXES``)."""
+    """Every ``_target_`` of gentwin's own model, dataset, schedule, metric, preset configs (``OWN_PREFIXES``)."""
     found = set()
-    for group in ("model", "dataset", "dataset_model", "experiment", "schedule"):
+    for group in ("model", "dataset", "dataset_model", "experiment", "schedule", "metric"):
         for f in sorted((configs / group).rglob("*.yaml")):
             found.update(_targets(OmegaConf.to_container(OmegaConf.load(f), resolve=False)))
     return frozenset(t for t in found if t.startswith(OWN_PREFIXES) and not t.startswith("gentwin.config."))
@@ -122,5 +122,5 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Generati
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the saved model config ({str(e).splitlines()[0]})") from None
-    model.build_info = {k: info[k] for k in ("model", "transform", "cond_names", "dataset") if k in info}
+    model.build_info = {k: info[k] for k in ("model", "transform", "cond_names", "dataset", "metric") if k in info}
     return model.to(device).eval()

@@ -92,6 +92,7 @@ def build(cfg: DictConfig):
         if cfg.dataset.get("transform") else None,
         "cond_names": list(dm.cond_names),
         "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+        "metric": OmegaConf.to_container(cfg.metric, resolve=True) if cfg.get("metric") else None,
     }
     return dm, model
 

@@ -1,0 +1,306 @@
+"""``evaluate``: judge generated samples against a reference, each metric beside its floor.
+
+Usage::
+
+    evaluate <reference> <generated> [x=<name|[names]>] [c=<name|[names]>] [tree=<name>] [out=<folder>]
+    evaluate <checkpoint.ckpt> [out=<folder>] [timing=true]
+    common: [n=<rows>] [seed=0] [threads=1] [max_features=32] [drop_nonfinite=false]
+            [timing_batches=1,100,10000] [timing_repeats=5]
+
+Files are read as ``dataset=arrays`` reads them (HDF5, ROOT, npz/npy, CSV; the same names in both;
+``x`` defaults to ``x``, as in a run's ``samples.npz``). A checkpoint is judged on the held-out
+split of the dataset it was trained on (rebuilt from the config stored in it), with samples
+generated for those conditions, and with its dataset's key properties and metric group.
+
+For every metric ``evaluation.json`` holds its ``value`` and its ``floor``: the same metric between
+two disjoint halves of the reference (``gentwin.metrics.floors``). Metrics: per-feature separation
+power and W1 / std, JetNet's FPD and KPD, the fixed-recipe classifier AUC and JSD
+(``gentwin.metrics.challenge.classifier_test``) on the raw values and on the features, per bin of
+each condition, the domain's metrics, and with ``timing=true`` the generation time per sample at
+batch 1, 100 and 10,000 (``gentwin.timing``). Figures (PNG) go beside the JSON; a table is printed.
+
+Exit codes: 0 done, 2 usage, not a gentwin checkpoint or an invalid stored config, 3 a missing,
+unreadable or inconsistent data file. Nothing is written unless everything could be read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EXIT_USAGE, EXIT_DATA = 2, 3
+KEYS = ("x", "c", "tree", "out", "n", "seed", "threads", "max_features", "drop_nonfinite", "timing",
+        "timing_batches", "timing_repeats")
+
+
+class UsageError(ValueError):
+    """Bad arguments (exit 2)."""
+
+
+def parse(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``(positional paths, {key: value})``; a path holding ``=`` counts as a path when it exists."""
+    positional, args = [], {}
+    for a in argv:
+        key, sep, value = a.partition("=")
+        if not sep or "/" in key or Path(a).exists():
+            positional.append(a)
+        elif key in KEYS:
+            args[key] = value
+        else:
+            raise UsageError(f"unknown argument {key!r}; arguments are {', '.join(KEYS)}")
+    if len(positional) not in (1, 2):
+        raise UsageError("give a reference and a generated file, or one checkpoint: evaluate <reference> "
+                         "<generated> [x=...] [c=...] | evaluate <checkpoint.ckpt>")
+    return positional, args
+
+
+def _names(value: str | None):
+    """``a`` -> ``"a"``; ``[a,b]`` -> ``["a", "b"]``; ``null`` -> ``None``."""
+    if value is None or value.strip().lower() in ("null", "none", ""):
+        return None
+    value = value.strip()
+    if value.startswith("[") and value.endswith("]"):
+        return [v.strip().strip("'\"") for v in value[1:-1].split(",") if v.strip()]
+    return value
+
+
+def _int(args: dict, key: str, default: int | None, low: int = 0) -> int | None:
+    if key not in args:
+        return default
+    try:
+        value = int(args[key])
+    except ValueError:
+        raise UsageError(f"{key}={args[key]}: must be an integer") from None
+    if value < low:
+        raise UsageError(f"{key}={value}: must be >= {low}")
+    return value
+
+
+def _bool(args: dict, key: str) -> bool:
+    value = args.get(key, "false").lower()
+    if value not in ("true", "false"):
+        raise UsageError(f"{key}={args[key]}: must be true or false")
+    return value == "true"
+
+
+def _batches(args: dict) -> tuple[int, ...]:
+    from gentwin.timing import BATCHES
+
+    if "timing_batches" not in args:
+        return BATCHES
+    try:
+        batches = tuple(int(b) for b in args["timing_batches"].strip("[]").split(","))
+    except ValueError:
+        raise UsageError(f"timing_batches={args['timing_batches']}: a comma-separated list of integers") from None
+    if not batches or min(batches) < 1:
+        raise UsageError(f"timing_batches={args['timing_batches']}: batch sizes must be >= 1")
+    return batches
+
+
+def evaluate_files(reference: str, generated: str, args: dict) -> dict:
+    """The scorecard of a generated file against a reference file (read with ``read_arrays``)."""
+    from gentwin.domains.arrays.reader import read_arrays
+    from gentwin.errors import DataError
+    from gentwin.metrics.features import named_features
+    from gentwin.metrics.floors import scorecard
+
+    x, c = _names(args.get("x", "x")), _names(args.get("c"))
+    n, drop, max_features = _int(args, "n", None, 2), _bool(args, "drop_nonfinite"), _int(args, "max_features", 32, 1)
+    ref = read_arrays(reference, x, c, args.get("tree"), n, drop)
+    gen = read_arrays(generated, x, c, args.get("tree"), None, drop)
+    if ref.x.shape[1:] != gen.x.shape[1:]:
+        raise DataError(f"{generated}: samples of shape {gen.x.shape[1:]}, the reference {reference} has "
+                        f"{ref.x.shape[1:]}")
+    if len(ref.x) < 20:
+        raise DataError(f"{reference}: {len(ref.x)} rows; the floor needs two halves of at least 10")
+    if len(gen.x) < len(ref.x) - len(ref.x) // 2:
+        raise DataError(f"{generated}: {len(gen.x):,} rows; compared with half the reference it needs at least "
+                        f"{len(ref.x) - len(ref.x) // 2:,} (take fewer reference rows with n=<rows>)")
+    seed = _int(args, "seed", 0)
+    gen_x = gen.x[np.random.default_rng(seed + 1).permutation(len(gen.x))]
+    gen_c = None if gen.c is None else gen.c[np.random.default_rng(seed + 1).permutation(len(gen.x))]
+    features = lambda a: named_features(a, ref.x_names, max_features)
+    named = lambda a: None if a is None else {k: a[:, i] for i, k in enumerate(ref.c_names)}
+    card, notes = scorecard(features(ref.x), ref.x, features(gen_x), gen_x, named(ref.c), named(gen_c), seed=seed,
+                            classify_features=math.prod(ref.x.shape[1:]) > max_features)
+    figures = {"marginals": (features(ref.x), features(gen_x))}
+    dropped = {k: v.dropped for k, v in (("reference", ref), ("generated", gen)) if v.dropped}
+    return {"reference": str(reference), "generated": str(generated), "x": x, "c": c,
+            "n_reference": len(ref.x), "n_generated": len(gen.x), "rows_dropped_nonfinite": dropped,
+            "metrics": card, "warnings": notes, "_figures": figures}
+
+
+def _metric_entries(info: dict, checkpoint: str) -> dict:
+    """The metric group stored in the checkpoint (or its run folder's config), built through the allow-list."""
+    from omegaconf import OmegaConf
+
+    from gentwin.checkpoint import safe_instantiate
+
+    node = info.get("metric")
+    saved = Path(checkpoint).resolve().parent.parent / ".hydra" / "config.yaml"
+    if node is None and saved.is_file():
+        node = OmegaConf.to_container(OmegaConf.load(saved).get("metric") or {}, resolve=False) or None
+    if not node:
+        return {}
+    return {k: safe_instantiate(v, checkpoint, "metric") for k, v in (node.get("entries") or {}).items()}
+
+
+def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
+    """The scorecard of a trained model on the held-out split of its own dataset (and its timing)."""
+    import torch
+
+    from gentwin.checkpoint import CheckpointError, load_model, read_checkpoint, safe_instantiate
+    from gentwin.errors import ConfigError, DataError
+    from gentwin.evaluate import run_metrics
+    from gentwin.metrics.floors import scorecard
+
+    info = read_checkpoint(checkpoint)["gentwin"]
+    if not info.get("dataset"):
+        raise CheckpointError(f"{checkpoint}: no dataset config saved; evaluate the samples as files instead")
+    model = load_model(checkpoint)
+    entries = _metric_entries(model.build_info, checkpoint)
+    dm = safe_instantiate(info["dataset"], checkpoint, "dataset")
+    try:
+        dm.setup()
+    except (ConfigError, DataError):
+        raise
+    except (OSError, ValueError) as e:
+        raise DataError(str(e)) from e
+    seed = _int(args, "seed", 0)
+    real, c_raw = dm.x_raw_val, dm.c_raw_val
+    n = len(real) if "n" not in args else min(len(real), _int(args, "n", None, 20))
+    if n < 20:
+        raise DataError(f"{checkpoint}: {n} held-out samples; the floor needs two halves of at least 10")
+    perm = np.random.default_rng(seed).permutation(len(real))[:n]
+    ia, ib = perm[: n // 2], perm[n // 2 :]
+    torch.manual_seed(seed)
+    cond = None if dm.c_val is None else dm.c_val[ib]
+    with torch.no_grad():
+        fake = model.sample(len(ib), cond).cpu().numpy()
+    c_b = None if c_raw is None else c_raw[ib]
+    ref_props = dm.properties(real, c_raw)
+    fake_props = dm.properties(fake, c_b)
+    finite = np.isfinite(fake.reshape(len(fake), -1)).all(axis=1)
+    if not finite.all():
+        raise DataError(f"{checkpoint}: {int((~finite).sum())} of {len(fake)} generated samples are not finite")
+    halves = (np.arange(len(ia)), len(ia) + np.arange(len(ib)))
+    order = np.concatenate([ia, ib])
+    ref_props = {k: np.asarray(v)[order] for k, v in ref_props.items()}
+    named = dm.conditions(c_raw[order]) if c_raw is not None else None
+    card, notes = scorecard(ref_props, real[order], fake_props, fake, named, dm.conditions(c_b), seed=seed,
+                            classify_features=True, halves=halves)
+    if entries:
+        b_props = {k: v[halves[1]] for k, v in ref_props.items()}
+        a_props = {k: v[halves[0]] for k, v in ref_props.items()}
+        value = run_metrics(entries, b_props if c_raw is not None else a_props, fake_props, dm.conditions(c_b))
+        # Conditional domain metrics pair rows by condition (real and generated at B's conditions): no floor.
+        floor = {} if c_raw is not None else run_metrics(entries, a_props, b_props, None)
+        card.update({f"domain/{k}": {"value": v, "floor": floor.get(k)} for k, v in value.items()})
+    figures = {"marginals": ({k: v[halves[1]] for k, v in ref_props.items()}, fake_props)}
+    figures.update(dm.figures(real[ib], fake, c_b))
+    result = {"checkpoint": str(checkpoint), "dataset": info["dataset"].get("_target_"), "n_reference": n,
+              "n_generated": len(fake), "metrics": card, "warnings": notes, "_figures": figures}
+    if _bool(args, "timing"):
+        from gentwin.timing import generation_times
+
+        result["timing"] = generation_times(model, checkpoint, _batches(args), _int(args, "timing_repeats", 5, 1),
+                                            None if dm.c_val is None else dm.c_val.numpy())
+    return result
+
+
+def table(result: dict, max_rows: int = 40) -> str:
+    """The metrics as text: value, floor and their ratio; per-feature rows only when they are few."""
+    card = result["metrics"]
+    names = list(card)
+    if len(names) > max_rows:
+        names = [k for k in names if k.endswith("/mean") or not k.startswith(("separation/", "w1/", "by_"))]
+    width = max(len(k) for k in names) + 2
+    lines = [f"{'metric':<{width}}{'value':>12}{'floor':>12}{'value/floor':>13}"]
+    for k in names:
+        v, f = card[k]["value"], card[k]["floor"]
+        ratio = f"{v / f:.3g}" if f not in (None, 0) and f == f and v == v else "-"
+        floor = "-" if f is None else f"{f:.4g}"
+        lines.append(f"{k:<{width}}{v:>12.4g}{floor:>12}{ratio:>13}")
+    if len(names) < len(card):
+        lines.append(f"({len(card) - len(names)} per-feature and per-bin rows in evaluation.json)")
+    lines += [f"note: {w}" for w in result.get("warnings", [])]
+    if "timing" in result:
+        from gentwin.timing import timing_table
+
+        lines.append(timing_table(result["timing"]))
+    return "\n".join(lines)
+
+
+def write(result: dict, out: Path) -> list[Path]:
+    """``evaluation.json`` (atomically) and one PNG per figure into ``out``; returns the written files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gentwin.plots_marginals import marginals_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, fig in result.pop("_figures").items():
+        if isinstance(fig, tuple):
+            fig = marginals_figure(*fig)
+        path = out / f"{name}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(path)
+    tmp = out / f".evaluation.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(result, indent=2, default=float))
+    os.replace(tmp, out / "evaluation.json")
+    return [out / "evaluation.json", *written]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``evaluate`` console script; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or "-h" in argv or "--help" in argv:
+        print(__doc__)
+        return 0 if argv else EXIT_USAGE
+    from gentwin.checkpoint import CheckpointError
+    from gentwin.errors import ConfigError, DataError
+
+    try:
+        paths, args = parse(argv)
+        out_arg = args.get("out")
+        if len(paths) == 1:
+            if "x" in args or "c" in args or "tree" in args:
+                raise UsageError("x=, c= and tree= name the keys of files; a checkpoint knows its dataset")
+            out = Path(out_arg) if out_arg else Path(paths[0]).resolve().parent.parent / "evaluation"
+        else:
+            if _bool(args, "timing"):
+                raise UsageError("timing=true times a model: give its checkpoint")
+            out = Path(out_arg or "evaluation")
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"out={out}: exists and is not a folder")
+        from gentwin.run import set_threads
+
+        set_threads(_int(args, "threads", 1, 1))
+        result = evaluate_checkpoint(paths[0], args) if len(paths) == 1 else evaluate_files(*paths, args)
+        files = write(result, out)
+    except (UsageError, CheckpointError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_DATA
+    print(table(result))
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    return 0
+
+
+def console() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()

@@ -1,0 +1,128 @@
+"""Generation time as the field reports it: seconds per sample at batch 1, 100 and 10,000.
+
+CaloChallenge reports a surrogate's time per shower at several batch sizes, on CPU and GPU, beside
+its parameter count. :func:`generation_times` measures it for the torch model (``model.sample``, the
+inverse transform included) and for its ONNX export (onnxruntime, the file ``export-model``
+writes), on the CPU and, when one is present, the GPU: one warm-up call, then ``repeats`` timed
+calls per batch size, reported as mean ± std of the seconds per sample.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+BATCHES = (1, 100, 10_000)
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    """Trained parameters (an EMA copy of the generator is not counted twice)."""
+    return sum(p.numel() for name, p in model.named_parameters() if not name.startswith("generator_ema."))
+
+
+def _stats(call, batch: int, repeats: int, sync=lambda: None) -> dict[str, float]:
+    call()
+    sync()
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        sync()
+        seconds.append((time.perf_counter() - t0) / batch)
+    return {"mean_s": statistics.fmean(seconds), "std_s": statistics.pstdev(seconds)}
+
+
+def _conditions(cond: np.ndarray | None, cond_dim: int, batch: int) -> np.ndarray | None:
+    """``batch`` model-visible condition rows, cycling through ``cond`` (zeros when not given)."""
+    if not cond_dim:
+        return None
+    if cond is None or not len(cond):
+        return np.zeros((batch, cond_dim), np.float32)
+    return np.asarray(cond, np.float32)[np.arange(batch) % len(cond)]
+
+
+def torch_times(model, batches=BATCHES, repeats: int = 5, cond: np.ndarray | None = None,
+                device: str = "cpu") -> dict[str, dict[str, float]]:
+    """``{batch: {"mean_s", "std_s"}}`` of ``model.sample`` on ``device``."""
+    model = model.to(device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    out = {}
+    for b in batches:
+        c = _conditions(cond, model.cond_dim, b)
+        c = None if c is None else torch.as_tensor(c, device=device)
+        with torch.no_grad():
+            out[str(b)] = _stats(lambda b=b, c=c: model.sample(b, c), b, repeats, sync)
+    model.to("cpu")
+    return out
+
+
+def onnx_times(onnx_file: Path, batches=BATCHES, repeats: int = 5, cond: np.ndarray | None = None,
+               provider: str = "CPUExecutionProvider") -> dict[str, dict[str, float]]:
+    """``{batch: {"mean_s", "std_s"}}`` of the exported file under onnxruntime, inputs as its sidecar JSON names
+    them (noise standard normal, conditions ``c`` from ``cond``)."""
+    import onnxruntime as ort
+
+    meta = json.loads(Path(f"{onnx_file}.json").read_text())
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_file), opts, providers=[provider])
+    rng = np.random.default_rng(0)
+    out = {}
+    for b in batches:
+        feed = {}
+        for item in meta["inputs"]:
+            shape = [b if s == "B" else int(s) for s in item["shape"]]
+            feed[item["name"]] = (_conditions(cond, shape[1], b) if item["name"] == "c"
+                                  else rng.standard_normal(shape).astype(np.float32))
+        out[str(b)] = _stats(lambda feed=feed: session.run(None, feed), b, repeats)
+    return out
+
+
+def generation_times(model, checkpoint: str | Path, batches=BATCHES, repeats: int = 5,
+                     cond: np.ndarray | None = None, onnx: bool = True) -> dict:
+    """Times per sample of torch and ONNX on the CPU (and a GPU when present), with the parameter count.
+
+    An ONNX export that fails (e.g. a MAF too deep for the exporter) is recorded as ``onnx_error``.
+    """
+    result = {"parameters": parameter_count(model), "batches": list(batches), "repeats": repeats,
+              "threads": torch.get_num_threads(), "torch_cpu": torch_times(model, batches, repeats, cond)}
+    if torch.cuda.is_available():
+        result["torch_gpu"] = torch_times(model, batches, repeats, cond, device="cuda")
+    if not onnx:
+        return result
+    from gentwin.export import export
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path, _ = export(checkpoint, "onnx", Path(tmp) / "model.onnx", verify=False, model=model)
+        except Exception as e:  # the exporter's failures are many (ExportError, torch.onnx errors)
+            result["onnx_error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            return result
+        result["onnx_cpu"] = onnx_times(path, batches, repeats, cond)
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            result["onnx_gpu"] = onnx_times(path, batches, repeats, cond, provider="CUDAExecutionProvider")
+    return result
+
+
+def timing_table(result: dict) -> str:
+    """The timing as text: one row per runtime, one column per batch size (ms per sample, mean ± std)."""
+    batches = [str(b) for b in result["batches"]]
+    lines = [f"generation time per sample (ms, mean ± std over {result['repeats']} repeats, "
+             f"{result['threads']} thread(s)); {result['parameters']:,} parameters",
+             f"{'runtime':<12}" + "".join(f"{'batch ' + b:>22}" for b in batches)]
+    for key in ("torch_cpu", "onnx_cpu", "torch_gpu", "onnx_gpu"):
+        if key in result:
+            cells = [f"{1e3 * result[key][b]['mean_s']:.4g} ± {1e3 * result[key][b]['std_s']:.2g}" for b in batches]
+            lines.append(f"{key:<12}" + "".join(f"{c:>22}" for c in cells))
+    if "onnx_error" in result:
+        lines.append(f"onnx: not exported ({result['onnx_error']})")
+    return "\n".join(lines)

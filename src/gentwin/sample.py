@@ -4,6 +4,11 @@ Usage::
 
     sample <checkpoint.ckpt> out=<file.npz> [n=N] [conditions=<file.npz|file.csv>] [from_dataset=true]
            [seed=0] [threads=N] [batch_size=65536]
+    sample <checkpoint.ckpt> timing=true [threads=1]
+
+``timing=true`` writes nothing: it prints the generation time per sample at batch 1, 100 and 10,000,
+torch and ONNX, CPU (and GPU when present), mean ± std over 5 repeats, and the parameter count
+(``gentwin.timing``).
 
 Conditional models need conditions, one row per sample:
 
@@ -31,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 EXIT_USAGE, EXIT_DATA = 2, 3
-KEYS = ("n", "conditions", "from_dataset", "out", "seed", "threads", "batch_size")
+KEYS = ("n", "conditions", "from_dataset", "out", "seed", "threads", "batch_size", "timing")
 
 
 class UsageError(ValueError):
@@ -175,6 +180,8 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
 
     from gentwin.checkpoint import load_model, read_checkpoint, safe_instantiate
 
+    if _bool(args, "timing"):
+        return timing(checkpoint, args)
     if "out" not in args:
         raise UsageError("give the output file: out=<file.npz>")
     out = Path(args["out"])
@@ -232,6 +239,17 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
     write_npz(out, **arrays)
     what = "" if c is None else f" for {n} condition rows"
     return f"wrote {n} samples of shape {tuple(model.shape)}{what} to {out} ({rate:,.0f} samples/s)"
+
+
+def timing(checkpoint: str, args: dict[str, str]) -> str:
+    """The generation-time table of ``gentwin.timing`` (conditions: zeros in model space; speed does not
+    depend on their values)."""
+    from gentwin.checkpoint import load_model
+    from gentwin.run import set_threads
+    from gentwin.timing import generation_times, timing_table
+
+    set_threads(_int(args, "threads", 1))
+    return timing_table(generation_times(load_model(checkpoint), checkpoint))
 
 
 def main(argv: list[str]) -> int:

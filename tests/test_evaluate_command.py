@@ -1,0 +1,105 @@
+"""`evaluate` and its metrics: known answers, floors, bad input, a checkpoint with its timing."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import cli
+from gentwin.evaluate_command import main
+from gentwin.metrics.challenge import classifier_test, fpd_extrapolated, isotonic_calibration, separation_power
+
+
+def test_separation_power_and_calibration_known_answers():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=5000)
+    assert separation_power(a, a) == 0.0
+    assert separation_power(a, a + 100) == pytest.approx(1.0, abs=1e-3)  # disjoint but for the shared edge bin
+    two = np.repeat([0.0, 1.0], 50)  # bins [0, 0.5), [0.5, 1]: h1 = (1/2, 1/2), h2 = (1, 0)
+    assert separation_power(two, np.zeros(10), bins=2) == pytest.approx(0.5 * (0.25 / 1.5 + 0.25 / 0.5))
+    calibrate = isotonic_calibration(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0, 1, 0, 1]))
+    assert np.allclose(calibrate(np.array([0.1, 0.2, 0.3, 0.4])), [0, 0.5, 0.5, 1])
+    x, y = rng.normal(size=(3000, 2)), rng.normal(size=(3000, 2))
+    with pytest.warns(RuntimeWarning, match="JetNet recommends at least 50,000"):
+        same, _ = fpd_extrapolated(x, y, num_batches=5)
+        shifted, _ = fpd_extrapolated(x, y + [x[:, 0].__abs__().max() * 0.5, 0], num_batches=5)
+    assert same < 1e-3 and shifted == pytest.approx(0.25, rel=0.1)  # normalised mean shift 0.5: FD 0.25
+    assert classifier_test(x, y)["auc"] < 0.58 and classifier_test(x, y + [1, 0])["auc"] > 0.65
+
+
+def write(path, n, seed, shift=0.0):
+    """Conditional showers of 4 features, mean 10, std about 1; ``shift`` moves feature 0 by that share."""
+    rng = np.random.default_rng(seed)
+    energy = rng.uniform(1, 100, (n, 1))
+    x = rng.normal(10, 1, (n, 4)) * (1 + 0.002 * energy)
+    x[:, 0] *= 1 + shift
+    with h5py.File(path, "w") as f:
+        f["incident_energies"], f["showers"] = energy, x
+    return path
+
+
+def test_same_distribution_stays_at_its_floor_and_a_shift_of_5_percent_does_not(tmp_path, capsys):
+    ref, same, shifted = (write(tmp_path / f"{k}.h5", 2400, s, d) for k, s, d in
+                          (("ref", 0, 0.0), ("same", 1, 0.0), ("shifted", 2, 0.05)))
+    keys = ["x=showers", "c=incident_energies", "threads=1"]
+    assert main([str(ref), str(same), *keys, f"out={tmp_path / 'same'}"]) == 0
+    table = capsys.readouterr().out
+    assert "separation/mean" in table and "classifier/raw_auc" in table and "JetNet recommends" in table
+    card = json.loads((tmp_path / "same" / "evaluation.json").read_text())["metrics"]
+    assert (tmp_path / "same" / "marginals.png").stat().st_size > 0
+    for name in ("separation/mean", "w1/mean", "separation/showers[0]", "w1/showers[0]"):
+        assert card[name]["value"] < 2.5 * card[name]["floor"], name
+    assert abs(card["classifier/raw_auc"]["value"] - 0.5) < 0.06
+    assert abs(card["classifier/raw_auc"]["floor"] - 0.5) < 0.06
+    assert any(k.startswith("by_incident_energies/") for k in card)
+
+    assert main([str(ref), str(shifted), *keys, f"out={tmp_path / 'shifted'}"]) == 0
+    card = json.loads((tmp_path / "shifted" / "evaluation.json").read_text())["metrics"]
+    assert card["separation/showers[0]"]["value"] > 2 * card["separation/showers[0]"]["floor"]
+    assert card["w1/showers[0]"]["value"] > 8 * card["w1/showers[0]"]["floor"]
+    assert card["classifier/raw_auc"]["value"] > card["classifier/raw_auc"]["floor"] + 0.08
+    assert card["separation/showers[1]"]["value"] < 2.5 * card["separation/showers[1]"]["floor"]  # unshifted
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
+    ref = write(tmp_path / "ref.h5", 100, 0)
+    np.savez(tmp_path / "gen.npz", showers=np.ones((100, 3)))
+    out = tmp_path / "out"
+    cases = [([str(ref), str(ref), "x=shower", f"out={out}"], 3, r"no dataset 'shower' \(dataset.x\); the file has: "
+              r"incident_energies, showers"),
+             ([str(ref), str(tmp_path / "gen.npz"), "x=showers", f"out={out}"], 3, r"samples of shape \(3,\), the "
+              r"reference .* has \(4,\)"),
+             ([str(ref), str(ref), "x=showers", "colour=red"], 2, r"unknown argument 'colour'"),
+             ([str(tmp_path / "gen.npz")], 2, r"not a gentwin checkpoint")]
+    for argv, code, message in cases:
+        assert main(argv) == code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1
+        assert re.search(message, err[0]), err[0]
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_trained_checkpoint_is_judged_on_its_held_out_data_with_timing(tmp_path, capsys):
+    data = write(tmp_path / "calo.h5", 600, 0)
+    r = cli("run", "dataset=arrays", f"dataset.path={data}", "dataset.x=showers", "dataset.c=incident_energies",
+            "model=wgan_gp", "threads=1", "dataset.batch_size=32", "trainer.max_epochs=1", "hydra.run.dir=run",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert main([str(ckpt), "timing=true", "timing_batches=1,10", "timing_repeats=2"]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((tmp_path / "run" / "evaluation" / "evaluation.json").read_text())
+    card = result["metrics"]
+    assert card["domain/prop/mean_w1"]["floor"] is None  # conditional: real and generated paired by condition
+    assert {"separation/mean", "fpd", "kpd", "classifier/raw_auc", "classifier/features_auc"} <= set(card)
+    assert all(np.isfinite(card[k]["value"]) and np.isfinite(card[k]["floor"]) for k in ("separation/mean", "fpd"))
+    timing = result["timing"]
+    assert timing["parameters"] > 0 and set(timing["torch_cpu"]) == {"1", "10"}
+    assert timing["onnx_cpu"]["10"]["mean_s"] > 0 and "onnx_cpu" in printed
+    r = cli("sample", str(ckpt), "timing=true", cwd=tmp_path)
+    assert r.returncode == 0 and "torch_cpu" in r.stdout and "batch 10000" in r.stdout, r.stderr

@@ -135,6 +135,12 @@ class ArrayDataModule(L.LightningDataModule):
 
         return format_moment_table(real, fake)
 
+    def writers(self) -> dict:
+        """Output formats of this domain besides ``.npz``: ``{suffix: write(samples, path) -> summary line}``,
+        ``samples`` in data units (e.g. leaves: ``.geojson`` and ``.wkt`` geometry). ``sample out=<file>``
+        picks one by the file's suffix; ``run`` writes ``samples<suffix>`` with the first."""
+        return {}
+
     def callbacks(self) -> list:
         """Lightning callbacks the run adds for this dataset (e.g. image grids); default none."""
         return []

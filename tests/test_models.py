@@ -40,6 +40,7 @@ def test_evaluation_leaves_non_finite_samples_out_and_counts_them():
 
     class Stub(torch.nn.Module):  # returns the held-out data with every fourth sample NaN
         device = torch.device("cpu")
+        has_likelihood = False
 
         def sample(self, n, c=None):
             x = torch.as_tensor(dm.x_raw_val[:n]).clone()

@@ -54,7 +54,7 @@ def evaluate(model, dm, entries: dict, figures: bool = True, seed: int | None = 
     metrics = {}
     if finite.sum() >= 2:
         metrics = run_metrics(entries, real_props, dm.properties(fake[keep], c_kept), dm.conditions(c_kept))
-    if hasattr(model, "log_prob"):  # flows exactly, VAEs through the ELBO bound: nats per sample
+    if model.has_likelihood:  # flows exactly, VAEs through the ELBO bound: nats per sample
         with torch.no_grad():
             x = torch.as_tensor(real, dtype=torch.float32, device=model.device)
             lp = model.log_prob(x, None if c is None else c.to(model.device))

@@ -91,7 +91,7 @@ def test_figures_and_summary():
     metrics, figs, (fake, c) = evaluate(net, dm, entries, figures=True, seed=0)
     assert set(figs) == {"profiles", "responses"}
     assert len(figs["profiles"].axes) == 5 * len(PROPERTY_NAMES)
-    text = dm.summary(dm._real_properties, dm.properties(fake, c))
+    text = dm.summary(dm.real_properties(), dm.properties(fake, c))
     assert "chi2" in text and "largest terms" in text and "outside the window" in text
 
 

@@ -197,7 +197,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     np.savez_compressed(out_dir / "samples.npz", x=fake, **({} if c is None else {"c": c}))
     summary = {"monitor": monitor, "best_checkpoint": best or None, "metrics": metrics}
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    text = dm.summary(dm._real_properties, dm.properties(fake, c))
+    text = dm.summary(dm.real_properties(), dm.properties(fake, c))
     if text:
         print(text)
     return metrics

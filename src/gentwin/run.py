@@ -210,7 +210,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     summary = {"monitor": monitor, "best_checkpoint": best or None, "best_epoch": best_epoch,
                "final_weights": final, "metrics": metrics}
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    text = dm.summary(dm._real_properties, dm.properties(fake, c))
+    text = dm.summary(dm.real_properties(), dm.properties(fake, c))
     if text:
         print(text)
     return metrics

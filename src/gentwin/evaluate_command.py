@@ -33,13 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-EXIT_USAGE, EXIT_DATA = 2, 3
+from gentwin.errors import EXIT_CONFIG, EXIT_OK, CheckpointError, DataError, GentwinError, UsageError
+
 KEYS = ("x", "c", "tree", "out", "n", "seed", "threads", "max_features", "drop_nonfinite", "timing",
         "timing_batches", "timing_repeats")
-
-
-class UsageError(ValueError):
-    """Bad arguments (exit 2)."""
 
 
 def parse(argv: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -105,7 +102,6 @@ def _batches(args: dict) -> tuple[int, ...]:
 def evaluate_files(reference: str, generated: str, args: dict) -> dict:
     """The scorecard of a generated file against a reference file (read with ``read_arrays``)."""
     from gentwin.domains.arrays.reader import read_arrays
-    from gentwin.errors import DataError
     from gentwin.metrics.features import named_features
     from gentwin.metrics.floors import scorecard
 
@@ -154,8 +150,8 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
     """The scorecard of a trained model on the held-out split of its own dataset (and its timing)."""
     import torch
 
-    from gentwin.checkpoint import CheckpointError, load_model, read_checkpoint, safe_instantiate
-    from gentwin.errors import ConfigError, DataError
+    from gentwin.checkpoint import load_model, read_checkpoint, safe_instantiate
+    from gentwin.errors import ConfigError
     from gentwin.evaluate import run_metrics
     from gentwin.metrics.floors import scorecard
 
@@ -265,9 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or "-h" in argv or "--help" in argv:
         print(__doc__)
-        return 0 if argv else EXIT_USAGE
-    from gentwin.checkpoint import CheckpointError
-    from gentwin.errors import ConfigError, DataError
+        return EXIT_OK if argv else EXIT_CONFIG
 
     try:
         paths, args = parse(argv)
@@ -287,15 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         set_threads(_int(args, "threads", 1, 1))
         result = evaluate_checkpoint(paths[0], args) if len(paths) == 1 else evaluate_files(*paths, args)
         files = write(result, out)
-    except (UsageError, CheckpointError, ConfigError) as e:
+    except GentwinError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_DATA
+        return e.exit_code
     print(table(result))
     print(f"wrote {', '.join(str(f) for f in files)}")
-    return 0
+    return EXIT_OK
 
 
 def console() -> None:

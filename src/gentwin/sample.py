@@ -10,6 +10,10 @@ Usage::
 torch and ONNX, CPU (and GPU when present), mean ± std over 5 repeats, and the parameter count
 (``gentwin.timing``).
 
+``out`` may also name a format of the model's domain: leaves are post-processed into geometry and
+written as GeoJSON (``out=leaves.geojson``) or WKT (``.wkt``), the valid ones, with a line saying how
+many were valid and why the others failed; ``dataset.geometry=<file>`` reads such a file back.
+
 Conditional models need conditions, one row per sample:
 
 * ``conditions=<file.csv>``: a header row naming the columns, in data units (TPC: ``crossing_angle,
@@ -35,16 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-EXIT_USAGE, EXIT_DATA = 2, 3
+from gentwin.errors import EXIT_CONFIG, EXIT_OK, ConditionsError, GentwinError, UsageError
+
 KEYS = ("n", "conditions", "from_dataset", "out", "seed", "threads", "batch_size", "timing")
-
-
-class UsageError(ValueError):
-    """Bad arguments (exit 2)."""
-
-
-class ConditionsError(ValueError):
-    """An unreadable conditions or data file (exit 3)."""
 
 
 def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
@@ -185,8 +182,6 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
     if "out" not in args:
         raise UsageError("give the output file: out=<file.npz>")
     out = Path(args["out"])
-    if out.suffix != ".npz":
-        raise UsageError(f"out={out}: the output is an .npz file")
     if not out.parent.is_dir():
         raise UsageError(f"out={out}: no such folder {out.parent}")
     n = _int(args, "n", None)
@@ -204,6 +199,11 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
     info = model.build_info
     cond_names = list(info.get("cond_names") or [])
     c = dm = None
+    if out.suffix != ".npz":  # a format of the model's domain (leaves: .geojson, .wkt)
+        dm = safe_instantiate(info["dataset"], checkpoint, "dataset") if info.get("dataset") else None
+        formats = [".npz", *(dm.writers() if dm is not None else {})]
+        if out.suffix not in formats:
+            raise UsageError(f"out={out}: this model's samples are written as {', '.join(formats)}")
     if model.cond_dim == 0:
         if "conditions" in args or from_dataset:
             raise UsageError(f"{checkpoint}: the model is unconditional; drop conditions= / from_dataset=")
@@ -213,7 +213,8 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
         if ("conditions" in args) == from_dataset:
             raise UsageError(f"{checkpoint}: the model is conditional on {cond_names}: give either "
                              f"conditions=<file.csv|file.npz> or from_dataset=true")
-        dm = safe_instantiate(info["dataset"], checkpoint, "dataset") if info.get("dataset") else None
+        if dm is None and info.get("dataset"):
+            dm = safe_instantiate(info["dataset"], checkpoint, "dataset")
         if from_dataset:
             if dm is None:
                 raise ConditionsError(f"{checkpoint}: no dataset config saved; give conditions=<file>")
@@ -236,6 +237,8 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
         arrays.update(c=c.astype(np.float32), cond_names=np.array(cond_names))
         if dm is not None:
             arrays.update({f"cond_{k}": v for k, v in (dm.conditions(c) or {}).items()})
+    if out.suffix != ".npz":
+        return f"generated {n} samples ({rate:,.0f} samples/s); " + dm.writers()[out.suffix](arrays["x"], out)
     write_npz(out, **arrays)
     what = "" if c is None else f" for {n} condition rows"
     return f"wrote {n} samples of shape {tuple(model.shape)}{what} to {out} ({rate:,.0f} samples/s)"
@@ -256,16 +259,11 @@ def main(argv: list[str]) -> int:
     """The ``sample`` console script; returns the exit code."""
     if not argv or "-h" in argv or "--help" in argv:
         print(__doc__)
-        return 0 if argv else EXIT_USAGE
-    from gentwin.checkpoint import CheckpointError
-
+        return EXIT_OK if argv else EXIT_CONFIG
     try:
         checkpoint, args = parse(argv)
         print(sample(checkpoint, args))
-    except (UsageError, CheckpointError) as e:
+    except GentwinError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except ConditionsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_DATA
-    return 0
+        return e.exit_code
+    return EXIT_OK

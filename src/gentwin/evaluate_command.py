@@ -35,6 +35,8 @@ import numpy as np
 
 from gentwin.errors import EXIT_CONFIG, EXIT_OK, CheckpointError, DataError, GentwinError, UsageError
 
+# The rows a long table keeps of the nested metrics (the per-feature ones stay in evaluation.json).
+SUMMARY_ROWS = {"mean", "mean_w1", "mean_ks", "max_abs_err", "auc", "kpd", "kpd_err", "chi2", "valid_rate"}
 KEYS = ("x", "c", "tree", "out", "n", "seed", "threads", "max_features", "drop_nonfinite", "timing",
         "timing_batches", "timing_repeats")
 
@@ -188,8 +190,11 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
     order = np.concatenate([ia, ib])
     ref_props = {k: np.asarray(v)[order] for k, v in ref_props.items()}
     named = dm.conditions(c_raw[order]) if c_raw is not None else None
+    columns = real.reshape(len(real), -1)
+    same = len(ref_props) == columns.shape[1] and all(np.array_equal(v, columns[order, i])
+                                                      for i, v in enumerate(ref_props.values()))
     card, notes = scorecard(ref_props, real[order], fake_props, fake, named, dm.conditions(c_b), seed=seed,
-                            classify_features=True, halves=halves)
+                            classify_features=not same, halves=halves)
     if entries:
         b_props = {k: v[halves[1]] for k, v in ref_props.items()}
         a_props = {k: v[halves[0]] for k, v in ref_props.items()}
@@ -210,16 +215,17 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
 
 
 def table(result: dict, max_rows: int = 40) -> str:
-    """The metrics as text: value, floor and their ratio; per-feature rows only when they are few."""
+    """The metrics as text: value, floor and their ratio; per-feature and per-bin rows only when they are few."""
     card = result["metrics"]
     names = list(card)
     if len(names) > max_rows:
-        names = [k for k in names if k.endswith("/mean") or not k.startswith(("separation/", "w1/", "by_"))]
+        names = [k for k in names if "[" not in k and not k.startswith("by_")
+                 and (k.count("/") <= 1 or k.rsplit("/", 1)[-1] in SUMMARY_ROWS)]
     width = max(len(k) for k in names) + 2
     lines = [f"{'metric':<{width}}{'value':>12}{'floor':>12}{'value/floor':>13}"]
     for k in names:
         v, f = card[k]["value"], card[k]["floor"]
-        ratio = f"{v / f:.3g}" if f not in (None, 0) and f == f and v == v else "-"
+        ratio = f"{v / f:.3g}" if f is not None and f > 0 and v == v else "-"
         floor = "-" if f is None else f"{f:.4g}"
         lines.append(f"{k:<{width}}{v:>12.4g}{floor:>12}{ratio:>13}")
     if len(names) < len(card):

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from gentwin.errors import EXIT_CONFIG, EXIT_OK, CheckpointError, DataError, GentwinError, UsageError
+from gentwin.sample import _bool, _int  # the same key=value parsing as `sample`
 
 # The rows a long table keeps of the nested metrics (the per-feature ones stay in evaluation.json).
 SUMMARY_ROWS = {"mean", "mean_w1", "mean_ks", "max_abs_err", "auc", "kpd", "kpd_err", "chi2", "valid_rate"}
@@ -43,15 +44,12 @@ KEYS = ("x", "c", "tree", "out", "n", "seed", "threads", "max_features", "drop_n
 
 def parse(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     """``(positional paths, {key: value})``; a path holding ``=`` counts as a path when it exists."""
-    positional, args = [], {}
-    for a in argv:
-        key, sep, value = a.partition("=")
-        if not sep or "/" in key or Path(a).exists():
-            positional.append(a)
-        elif key in KEYS:
-            args[key] = value
-        else:
-            raise UsageError(f"unknown argument {key!r}; arguments are {', '.join(KEYS)}")
+    split = [(a, *a.partition("=")) for a in argv]
+    positional = [a for a, key, sep, _ in split if not sep or "/" in key or Path(a).exists()]
+    args = {key: value for a, key, _, value in split if a not in positional}
+    unknown = [key for key in args if key not in KEYS]
+    if unknown:
+        raise UsageError(f"unknown argument {unknown[0]!r}; arguments are {', '.join(KEYS)}")
     if len(positional) not in (1, 2):
         raise UsageError("give a reference and a generated file, or one checkpoint: evaluate <reference> "
                          "<generated> [x=...] [c=...] | evaluate <checkpoint.ckpt>")
@@ -66,25 +64,6 @@ def _names(value: str | None):
     if value.startswith("[") and value.endswith("]"):
         return [v.strip().strip("'\"") for v in value[1:-1].split(",") if v.strip()]
     return value
-
-
-def _int(args: dict, key: str, default: int | None, low: int = 0) -> int | None:
-    if key not in args:
-        return default
-    try:
-        value = int(args[key])
-    except ValueError:
-        raise UsageError(f"{key}={args[key]}: must be an integer") from None
-    if value < low:
-        raise UsageError(f"{key}={value}: must be >= {low}")
-    return value
-
-
-def _bool(args: dict, key: str) -> bool:
-    value = args.get(key, "false").lower()
-    if value not in ("true", "false"):
-        raise UsageError(f"{key}={args[key]}: must be true or false")
-    return value == "true"
 
 
 def _batches(args: dict) -> tuple[int, ...]:

@@ -110,6 +110,12 @@ def test_a_leaf_run_writes_geojson_and_sample_writes_the_format_asked_for(tmp_pa
     assert out.returncode == 0, out.stderr[-3000:]
     (run,) = run_dirs(tmp_path / "outputs")
     assert (run / "samples.geojson").exists() and "images post-processed into valid leaves" in out.stdout
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tb"), size_guidance={"images": 0}).Reload()
+    steps = json.loads((run / "metrics.json").read_text())["metrics"]["steps"]
+    for tag in ("train/samples_fixed_noise", "train/reconstructions"):  # at step 0 and of the trained model
+        assert [e.step for e in acc.Images(tag)] == [0, steps], tag
     ckpt = str(run / "checkpoints/best.ckpt")
     got = cli("sample", ckpt, "n=6", "out=six.geojson", cwd=tmp_path)
     assert got.returncode == 0, got.stderr
@@ -117,3 +123,5 @@ def test_a_leaf_run_writes_geojson_and_sample_writes_the_format_asked_for(tmp_pa
     assert json.loads((tmp_path / "six.geojson").read_text())["type"] == "FeatureCollection"
     bad = cli("sample", ckpt, "n=6", "out=six.csv", cwd=tmp_path)
     assert bad.returncode == 2 and "written as .npz, .geojson, .wkt" in bad.stderr
+    exported = cli("export-model", ckpt, "--format", "onnx", cwd=tmp_path)  # quiet: no torchvision lines
+    assert exported.returncode == 0 and exported.stderr == "", exported.stderr[-2000:]

@@ -15,7 +15,7 @@ from gentwin.plots_images import beta_curve, reconstruction_grid, tile
 
 
 class ImageProgress(L.Callback):
-    """Logs ``train/samples_fixed_noise`` every ``every_n_steps`` steps (and at step 0).
+    """Logs ``train/samples_fixed_noise`` every ``every_n_steps`` steps, at step 0 and at the end of training.
 
     The grid is sampled with the same noise each time (a fixed seed in a forked RNG, so training's
     own random stream is untouched): the latent vectors are fixed and the grids show how the map
@@ -35,6 +35,7 @@ class ImageProgress(L.Callback):
             raise ValueError(f"every_n_steps and n must be >= 1, got {every_n_steps} and {n}")
         self.every_n_steps, self.n, self.seed = every_n_steps, n, seed
         self.nrow = max(1, int(np.ceil(np.sqrt(n))))
+        self.logged_step = 0
 
     def on_train_start(self, trainer, pl_module):
         writer = tensorboard(trainer)
@@ -54,6 +55,13 @@ class ImageProgress(L.Callback):
             writer = tensorboard(trainer)
             if writer is not None:
                 self._log(trainer, pl_module, writer)
+                self.logged_step = trainer.global_step
+
+    def on_train_end(self, trainer, pl_module):
+        # The trained model's grids too, whatever the interval (a short run would show only step 0).
+        writer = tensorboard(trainer)
+        if writer is not None and trainer.is_global_zero and self.logged_step != trainer.global_step:
+            self._log(trainer, pl_module, writer)
 
     def _log(self, trainer, pl_module, writer) -> None:
         device = pl_module.device

@@ -47,18 +47,15 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from gentwin.errors import EXIT_OK, CheckpointError, ExportError
+
 if TYPE_CHECKING:
     from gentwin.models.base import Sampler
 
-EXIT_USAGE, EXIT_FAILED = 2, 1
 # The check: max |exported - torch| / max(|torch|, 1) over a batch (outputs are in data units, which
 # can be large, e.g. TPC amplitudes).
 TOLERANCE = 1e-5
 MAX_ONNX_PASSES = 128
-
-
-class ExportError(ValueError):
-    """A model that cannot be exported in the requested format (exit 1); the message says why."""
 
 
 def _load(path: str | Path):
@@ -77,6 +74,11 @@ def export_onnx(sampler: Sampler, out: Path) -> None:
             f"this flow's inverse runs {sampler.sequential_passes} sequential network passes (MAF: one per "
             f"feature and transform), which torch's ONNX exporter unrolls and does not finish in minutes "
             f"(limit {MAX_ONNX_PASSES}); export it with --format torchscript")
+    import logging
+
+    # The exporter logs a line per torchvision operator it cannot register when torchvision is absent
+    # (it is not needed: the samplers use none of them).
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     args = sampler.example_inputs(4)
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings(), torch.no_grad():
@@ -173,34 +175,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output file (default: beside the checkpoint)")
     parser.add_argument("--no-check", action="store_true", help="skip running the file against torch")
     args = parser.parse_args(argv)
-    from gentwin.checkpoint import CheckpointError
-
     torch.set_num_threads(1)
     try:
         model = _load(args.checkpoint)
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return e.exit_code
     except Exception as e:  # torch.load on an arbitrary file raises more than CheckpointError names
         print(f"error: {args.checkpoint}: not a gentwin checkpoint ({type(e).__name__} while reading it)",
               file=sys.stderr)
-        return EXIT_USAGE
+        return CheckpointError.exit_code
     try:
         out, diff = export(args.checkpoint, args.format, args.out, verify=not args.no_check, model=model)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        return e.exit_code
     except ImportError as e:
         print(f"error: {e.name or e} is needed for --format {args.format}: pip install 'gentwin[export]'",
               file=sys.stderr)
-        return EXIT_FAILED
+        return ExportError.exit_code
     if diff is not None and diff[1] > TOLERANCE:
         print(f"error: {out} differs from the torch model by {diff[1]:.3g} (relative; > {TOLERANCE})",
               file=sys.stderr)
-        return EXIT_FAILED
+        return ExportError.exit_code
     note = "" if diff is None else f" (vs torch: max abs diff {diff[0]:.2g}, relative {diff[1]:.2g})"
     print(f"wrote {out} and {out}.json{note}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

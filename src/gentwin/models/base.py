@@ -150,7 +150,6 @@ class GenerativeModel(L.LightningModule):
         self.transform = transform if transform is not None else Identity()
         self.optimizer_factory = optimizer if optimizer is not None else torch.optim.Adam
         self.lr_schedule_factory = lr_schedule
-        self.batches_per_step = 1
         self.steps_per_epoch = 1
         self.build_info: dict = {}
         self._resume_rng: dict | None = None

@@ -82,7 +82,7 @@ def _batches(args: dict) -> tuple[int, ...]:
 
 def evaluate_files(reference: str, generated: str, args: dict) -> dict:
     """The scorecard of a generated file against a reference file (read with ``read_arrays``)."""
-    from gentwin.domains.arrays.reader import read_arrays
+    from gentwin.data.files import read_arrays
     from gentwin.metrics.features import named_features
     from gentwin.metrics.floors import scorecard
 

@@ -231,7 +231,7 @@ def _pm(mean: float, std: float) -> str:
     return f"{mean:.{d}f} ± " + ("–" if math.isnan(std) else f"{std:.{d}f}")
 
 
-def _label(row: Row) -> str:
+def row_label(row: Row) -> str:
     return ", ".join(f"{k}={v}" for k, v in row.key) or "(all jobs)"
 
 
@@ -286,138 +286,6 @@ def table_csv(rep: Report) -> str:
     return buf.getvalue()
 
 
-# -- plots --------------------------------------------------------------------------------------------
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
-
-
-def _numeric(values: list[str]) -> list[float] | None:
-    try:
-        return [float(v) for v in values]
-    except ValueError:
-        return None
-
-
-def _log_scale(values) -> bool:
-    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
-    return v.size > 1 and (v > 0).all() and v.max() / v.min() >= 100
-
-
-def plot_metric(rep: Report, metric: str, out: Path) -> Path | None:
-    """``metric`` (mean ± std) against the first swept key; one line per combination of the others."""
-    if not rep.swept:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x_key = rep.swept[0]
-    lines: dict[str, list[tuple[str, float, float, list[float]]]] = {}
-    for row in rep.rows:
-        keyd = dict(row.key)
-        rest = ", ".join(f"{k}={v}" for k, v in row.key if k != x_key)
-        values = list(row.values(metric).values())
-        mean, std = mean_std(values)
-        lines.setdefault(rest, []).append((keyd[x_key], mean, std, values))
-    xs_all = list(dict.fromkeys(x for pts in lines.values() for x, *_ in pts))
-    numeric = _numeric(xs_all)
-    pos = dict(zip(xs_all, numeric if numeric else range(len(xs_all)), strict=True))
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for k, (rest, pts) in enumerate(lines.items()):
-        pts = sorted(pts, key=lambda p: pos[p[0]])
-        bar = ax.errorbar([pos[p[0]] for p in pts], [p[1] for p in pts],
-                          yerr=[0 if math.isnan(p[2]) else p[2] for p in pts], marker="o", capsize=4,
-                          label=f"{rest + ': ' if rest else ''}mean ± std")
-        # Each seed's value beside its mean, nudged sideways so that the points do not hide the bar.
-        step = (np.diff(sorted(pos.values())).min() if len(pos) > 1 else 1.0) * 0.06
-        xs = [pos[p[0]] * (1 + 0.04 * (k + 1)) if _log_scale(numeric or []) else pos[p[0]] + step * (k + 1)
-              for p in pts for _ in p[3]]
-        ax.scatter(xs, [v for p in pts for v in p[3]], s=12, color=bar.lines[0].get_color(), alpha=0.6,
-                   marker="x", label="each seed" if k == 0 else None)
-    if not numeric:
-        ax.set_xticks(range(len(xs_all)), xs_all, rotation=30, ha="right")
-    elif _log_scale(numeric):
-        ax.set_xscale("log")
-        ax.set_xticks(numeric, [f"{v:g}" for v in numeric])
-    elif all(float(v).is_integer() for v in numeric):  # integer parameters get integer ticks
-        ax.set_xticks(sorted(set(numeric)), [f"{v:g}" for v in sorted(set(numeric))])
-    if _log_scale([p[1] for pts in lines.values() for p in pts]):
-        ax.set_yscale("log")
-    ax.set_xlabel(x_key)
-    ax.set_ylabel(f"{metric} (mean ± std over seeds)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = out / f"{_slug(metric)}_vs_{_slug(x_key)}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def read_curve(job: Job, tag: str) -> tuple[np.ndarray, np.ndarray, str] | None:
-    """``(epochs or steps, values, x label)`` of scalar ``tag`` in the job's TensorBoard events."""
-    tb = job.path / "tb"
-    if not tb.is_dir():
-        return None
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(tb), size_guidance={"scalars": 0, "images": 1, "histograms": 1,
-                                                   "tensors": 1, "audio": 1, "compressedHistograms": 1})
-    acc.Reload()
-    tags = set(acc.Tags().get("scalars", []))
-    if tag not in tags:
-        return None
-    events = acc.Scalars(tag)
-    steps = np.array([e.step for e in events])
-    values = np.array([e.value for e in events], dtype=float)
-    if "epoch" in tags:
-        epoch_of = {e.step: e.value for e in acc.Scalars("epoch")}
-        if all(s in epoch_of for s in steps):
-            return np.array([epoch_of[s] + 1 for s in steps]), values, "epoch"
-    return steps.astype(float), values, "step"
-
-
-def plot_curves(rep: Report, metric: str, out: Path) -> Path | None:
-    """``val/<metric>`` against the epoch: each row's seeds (thin) and their mean (thick), overlaid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    drawn, xlabel, ys = False, "epoch", []
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, row in enumerate(rep.rows):
-        color = colors[i % len(colors)]
-        curves = [c for c in (read_curve(j, f"val/{metric}") for j in row.finished) if c is not None]
-        if not curves:
-            continue
-        for x, y, label in curves:
-            ax.plot(x, y, color=color, alpha=0.3, linewidth=0.8)
-            ys.extend(y)
-            xlabel = label
-        common = sorted(set.intersection(*(set(c[0].tolist()) for c in curves)))
-        if common:
-            mean = [np.mean([c[1][list(c[0]).index(x)] for c in curves]) for x in common]
-            ax.plot(common, mean, color=color, linewidth=2, label=_label(row))
-        drawn = True
-    if not drawn:
-        plt.close(fig)
-        return None
-    if _log_scale(ys):
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"val/{metric}")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = out / f"{_slug(metric)}_curves.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def write_report(rep: Report, out: str | Path | None = None, plots: bool = True) -> list[Path]:
     """Writes report.md, report.csv and the plots into ``out`` (default: the sweep folder)."""
     out = Path(out) if out else rep.root
@@ -426,6 +294,8 @@ def write_report(rep: Report, out: str | Path | None = None, plots: bool = True)
     written[0].write_text(markdown(rep))
     written[1].write_text(table_csv(rep))
     if plots and any(j.status == "ok" for j in rep.jobs):
+        from gentwin.report_plots import plot_curves, plot_metric
+
         for metric in rep.metrics:
             for f in (plot_metric, plot_curves):
                 path = f(rep, metric, out)

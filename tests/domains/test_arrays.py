@@ -9,8 +9,8 @@ import torch
 import uproot
 
 from conftest import cli, compose, fit, run_dirs
+from gentwin.data.files import read_arrays
 from gentwin.domains.arrays.datamodule import ArraysDataModule
-from gentwin.domains.arrays.reader import read_arrays
 from gentwin.errors import ConfigError, DataError
 
 N = 320

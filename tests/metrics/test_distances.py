@@ -2,22 +2,22 @@ import numpy as np
 import pytest
 import torch
 
+from gentwin.metrics.classifier import classifier, classifier_auc, roc_auc
 from gentwin.metrics.distances import (
-    classifier,
-    classifier_auc,
     energy_distance,
+    ks_marginals,
+    ks_statistic,
+    multivariate,
+    sliced_w1,
+    w1_marginals,
+    wasserstein1,
+)
+from gentwin.metrics.physics_distances import (
     fpd_kpd,
     frechet_distance,
     frechet_from_samples,
     kernel_distance,
-    ks_marginals,
-    ks_statistic,
     mmd2_unbiased,
-    multivariate,
-    roc_auc,
-    sliced_w1,
-    w1_marginals,
-    wasserstein1,
 )
 
 

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from gentwin.metrics.distances import frechet_from_samples, mmd2_unbiased, roc_auc
+from gentwin.metrics.classifier import roc_auc
 from gentwin.metrics.moments import Properties, stack_properties
+from gentwin.metrics.physics_distances import frechet_from_samples, mmd2_unbiased
 
 RECOMMENDED_SAMPLES = 50_000
 

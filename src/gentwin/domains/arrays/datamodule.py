@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gentwin.data.base import ArrayDataModule
-from gentwin.domains.arrays.reader import Arrays, as_names, read_arrays
+from gentwin.data.files import Arrays, as_names, read_arrays
 from gentwin.errors import ConfigError
 
 

@@ -39,6 +39,33 @@ def test_every_option_composes_and_instantiates(group):
             assert math.isfinite(obj(0.0)) and math.isfinite(obj(3.5))
 
 
+def test_no_two_config_files_have_the_same_body():
+    from conftest import CONFIGS
+
+    seen = {}
+    for path in sorted(CONFIGS.rglob("*.yaml")):
+        body = "\n".join(line for line in path.read_text().splitlines() if line.split("#")[0].strip())
+        assert body not in seen, f"{path} has the body of {seen[body]}"
+        seen[body] = path
+
+
+def test_every_specialisation_applies_to_a_family_and_is_printed():
+    from hydra.core.hydra_config import HydraConfig
+
+    from conftest import CONFIGS
+    from gentwin.config import families, specialisations
+
+    members = families()
+    for path in sorted((CONFIGS / "specialise").glob("*.yaml")):
+        dataset, model = next((d, m) for d in options("dataset") for m, f in members.items() if path.stem == f"{d}_{f}")
+        cfg = compose([f"dataset={dataset}", f"model={model}"])
+        (line,) = specialisations(dict(HydraConfig.get().runtime.choices), cfg)
+        assert line.startswith(f"specialised for {dataset}: ") and line.endswith(f"(configs/specialise/{path.name})")
+    cvae = compose(["experiment=tpc_cvae", "dataset.batch_size=64"])
+    assert specialisations(dict(HydraConfig.get().runtime.choices), cvae) == [
+        "specialised for tpc: dataset.batch_size=64 (overridden; the file's 256) (configs/specialise/tpc_vae.yaml)"]
+
+
 def test_every_experiment_preset_composes_and_is_valid():
     for preset in options("experiment"):
         cfg = compose([f"experiment={preset}"])

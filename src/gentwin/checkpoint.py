@@ -39,7 +39,7 @@ OWN_PREFIXES = ("gentwin.", "zuko.")
 def allowed_targets(configs: Path = CONFIGS) -> frozenset[str]:
     """Every ``_target_`` of gentwin's own model, dataset, schedule and preset configs (under ``OWN_PREFIXES``)."""
     found = set()
-    for group in ("model", "dataset", "dataset_model", "experiment", "schedule"):
+    for group in ("model", "dataset", "specialise", "experiment", "schedule"):
         for f in sorted((configs / group).rglob("*.yaml")):
             found.update(_targets(OmegaConf.to_container(OmegaConf.load(f), resolve=False)))
     return frozenset(t for t in found if t.startswith(OWN_PREFIXES) and not t.startswith("gentwin.config."))

@@ -3,7 +3,7 @@
 Reference: A. Maevskiy, F. Ratnikov, A. Zinchenko, V. Riabov, Eur. Phys. J. C 81, 599 (2021), and
 its code TPC-FastSim (``models/configs/baseline_fc_8x16_kinked.yaml``, ``models/nn.py``); seed 003,
 eq. (1) and section 4.3.3. The generator itself is a plain MLP [32, 64, 64, 64, 128] with ELU to
-8 * 16 outputs followed by :class:`CustomActivation`.
+8 * 16 outputs followed by :class:`TPCOutputActivation`.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ def tpc_output_activation(
     return torch.where(x < 0, low, torch.where(x <= delta, mid, high))
 
 
-class CustomActivation(nn.Module):
-    """:func:`tpc_output_activation` as a module (seed 003 eq. (1))."""
+class TPCOutputActivation(nn.Module):
+    """:func:`tpc_output_activation` as a module: the baseline generator's last layer (TPC-FastSim's
+    ``CustomActivation``), positive outputs that can jump across the zero-suppression threshold."""
 
     def __init__(self, delta: float = 0.01, alpha: float = 0.1, T: float = math.log10(2.0)):
         super().__init__()

@@ -12,7 +12,7 @@ import pytest
 from conftest import TINY, cli, run_dirs
 from gentwin.report import build_report, main, markdown, mean_std
 
-# Seed 003 Table 1: WGAN-GP chi2 after 4000 epochs, TEST 1-3, per latent dimension.
+# Malchenko et al. 2022 (TPC fast simulation) Table 1: WGAN-GP chi2 after 4000 epochs, TEST 1-3, per latent dimension.
 TABLE1 = {32: (459.5, 408.9, 452.6), 24: (440.9, 448.6, 489.1), 16: (388.1, 460.7, 464.2),
           12: (481.1, 418.5, 444.0), 8: (423.2, 481.0, 446.4), 4: (582.8, 501.3, 741.5)}
 # Its printed means and standard deviations (truncated to 2 decimals by the report's authors).

@@ -135,7 +135,7 @@ def help_text() -> str:
               "  run model=realnvp dataset=circles          # pick options of groups",
               "  run model.latent_dim=8 optimizer.lr=3e-4   # override values",
               "  run -m model.latent_dim=4,8,16 seed=1,2,3  # a sweep (Hydra multirun); then: report <sweep folder>",
-              "  run experiment=glash_u_shape               # a preset reproducing a seed study",
+              "  run experiment=toy_mlp_gan_u_shape               # a preset reproducing a report's study",
               "  run resume=outputs/<date>/<time>_<name>    # continue an interrupted run from last.ckpt",
               "", "Show the composed config: run --cfg job      Hydra's own options: run --hydra-help"]
     return "\n".join(lines)

@@ -87,7 +87,8 @@ def _is_count(values: np.ndarray) -> bool:
 
 
 def property_histograms(real: dict, fake: dict, names=None, title: str = ""):
-    """Per-property histograms of data vs generated samples, in per cent (seed 000 Fig. 9 and 13).
+    """Per-property histograms of data vs generated samples, in per cent (van Beek 2023 (leaf digital twin) Fig. 9 and
+    13).
 
     Args:
         real, fake: property name -> (N,) values (NaN and entries with ``valid == 0`` are left out);
@@ -136,7 +137,7 @@ def property_histograms(real: dict, fake: dict, names=None, title: str = ""):
 
 
 def beta_curve(schedule, epochs: float, points: int = 500):
-    """The KL weight ``schedule(epoch)`` over ``[0, epochs]`` (seed 000 Fig. 10's black line)."""
+    """The KL weight ``schedule(epoch)`` over ``[0, epochs]`` (van Beek 2023 Fig. 10's black line)."""
     t = np.linspace(0.0, float(epochs), points)
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.plot(t, [schedule(e) for e in t], color="black")

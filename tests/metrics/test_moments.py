@@ -74,7 +74,8 @@ def test_moment_entries_need_every_real_property_in_fake():
 
 
 def test_format_moment_table_seed_004_figure_23():
-    # seed 004, Figure 23: real mean 1 and std 0, generated mean 1.077085 -> error ~7.7 %
+    # Calvo Ordoñez 2022 (generative ML for particle physics), Figure 23: real mean 1 and std 0, generated mean
+    # 1.077085 -> error ~7.7 %
     table = format_moment_table(
         {"x": np.ones(4), "y": np.ones(4)}, {"x": np.full(3, 1.077085), "y": np.ones(3)}, "400 epochs"
     )

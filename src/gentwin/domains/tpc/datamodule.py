@@ -15,7 +15,8 @@ from gentwin.domains.tpc.simulator import simulate_tpc
 
 
 class TPCDataModule(ArrayDataModule):
-    """TPC pad responses: 8 x 16 images conditioned on the track segment (seed 003 section 3.2).
+    """TPC pad responses: 8 x 16 images conditioned on the track segment (Malchenko et al. 2022 (TPC fast simulation)
+    section 3.2).
 
     ``path=None`` simulates ``n`` events with :func:`simulate_tpc`; a path reads a TPC-FastSim digits
     file with :func:`read_digits`, whose ``params:`` columns are named by ``feature_names`` (both

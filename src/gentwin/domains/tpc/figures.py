@@ -1,4 +1,5 @@
-"""TPC figures: profiles of the response statistics (seed 003 Figure 2) and real vs generated responses."""
+"""TPC figures: profiles of the response statistics (Malchenko et al. 2022 (TPC fast simulation) Figure 2) and real vs
+generated responses."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from gentwin.plots import FAKE, REAL, plt
 def profile_figure(profiles: dict[str, dict[str, dict[str, np.ndarray]]], title: str = ""):
     """Real vs generated profiles: one panel per statistic (rows) and profile variable (columns).
 
-    As seed 003 Figure 2 (TPC-FastSim ``make_trend_plot``): for each sample the middle band is the
+    As Malchenko et al. 2022 Figure 2 (TPC-FastSim ``make_trend_plot``): for each sample the middle band is the
     binned mean, the outer bands mean +- std; each band's thickness is its statistical error
     (``mean_err`` for the mean, ``sqrt(mean_err^2 + std_err^2)`` for mean +- std).
 

@@ -110,3 +110,35 @@ def test_default_config_is_valid_and_quick():
     validate(cfg)
     assert cfg.trainer.accelerator == "cpu"
     assert np.isclose(cfg.dataset.val_fraction, 0.25)
+
+
+@pytest.mark.parametrize("sweep", options("sweep"))
+def test_every_sweep_file_composes_with_its_experiment_and_each_value_runs(sweep):
+    """Each study file names its preset (`run -m experiment=<preset> sweep=<study>`); its params parse
+    as sweeps, and the first and last value of each compose into a valid job config."""
+    import re
+
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+
+    from conftest import CONFIGS
+
+    text = (CONFIGS / "sweep" / f"{sweep}.yaml").read_text()
+    experiments = set(re.findall(rf"run -m experiment=(\w+) sweep={sweep}\b", text))
+    assert experiments, f"configs/sweep/{sweep}.yaml names no `run -m experiment=<preset> sweep={sweep}` command"
+    for experiment in sorted(experiments):
+        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+            params = hydra_compose("run", [f"experiment={experiment}", f"sweep={sweep}"],
+                                   return_hydra_config=True).hydra.sweeper.params
+        assert params
+        for key, value in params.items():
+            (override,) = OverridesParser.create().parse_overrides([f"{key}={value}"])
+            assert override.is_sweep_override(), f"{key}={value} sweeps nothing"
+            if override.value_type == ValueType.INTERVAL_SWEEP:  # a search's range: its two ends
+                values = [str(override.value().start), str(override.value().end)]
+            else:
+                values = list(override.sweep_string_iterator())
+            for one in {values[0], values[-1]}:
+                validate(compose([f"experiment={experiment}", f"sweep={sweep}", f"{key}={one}"]))

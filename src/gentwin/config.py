@@ -212,6 +212,9 @@ def safe_name(value) -> str:
 
 if not OmegaConf.has_resolver("gentwin_safe"):
     OmegaConf.register_new_resolver("gentwin_safe", safe_name)
+# ``${gentwin_div:a,b}`` = a / b: a value that follows another, e.g. a KL weight set per latent size.
+if not OmegaConf.has_resolver("gentwin_div"):
+    OmegaConf.register_new_resolver("gentwin_div", lambda a, b: float(a) / float(b))
 
 
 class RunFolder:

@@ -248,9 +248,8 @@ def test_bad_input_gets_one_line_and_leaves_no_folder(bad_files, args, code, mes
 
 
 def test_a_binary_conditions_file_is_named():
+    from gentwin.domains.digits.reader import DIGITS_FILE as path  # gzip: binary
     from gentwin.sample import ConditionsError, read_csv
-
-    path = Path(__file__).parents[1] / "src" / "gentwin" / "data" / "digits_8x8.csv.gz"  # gzip: binary
     with pytest.raises(ConditionsError, match=r"digits_8x8.csv.gz: not a text file \(byte 0x8b at offset 1 "):
         read_csv(path)
 

@@ -16,17 +16,11 @@ from gentwin.config import specialisations, validate
 from gentwin.errors import ConfigError, DataError
 
 
-def cores_owned() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def set_threads(threads: int | None) -> int:
     """Sets torch's intra-op threads (default: the cores owned) and one inter-op thread."""
     import torch
+
+    from gentwin.launch import cores_owned
 
     n = threads or cores_owned()
     torch.set_num_threads(n)

@@ -89,7 +89,8 @@ def test_a_checkpoint_naming_a_foreign_target_is_refused_by_sample_and_export(tm
 
 
 def test_targets_of_checkpoints_are_those_of_the_package_configs():
-    from gentwin.checkpoint import CheckpointError, allowed_targets, check_targets
+    from gentwin.checkpoint import allowed_targets, check_targets
+    from gentwin.errors import CheckpointError
 
     allowed = allowed_targets()
     assert {"gentwin.models.gan.GAN", "gentwin.domains.tpc.nets.TPCCritic",
@@ -249,7 +250,8 @@ def test_bad_input_gets_one_line_and_leaves_no_folder(bad_files, args, code, mes
 
 def test_a_binary_conditions_file_is_named():
     from gentwin.domains.digits.reader import DIGITS_FILE as path  # gzip: binary
-    from gentwin.sample import ConditionsError, read_csv
+    from gentwin.errors import ConditionsError
+    from gentwin.sample import read_csv
     with pytest.raises(ConditionsError, match=r"digits_8x8.csv.gz: not a text file \(byte 0x8b at offset 1 "):
         read_csv(path)
 

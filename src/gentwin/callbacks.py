@@ -72,22 +72,29 @@ class LossBar(_Bar):
 
 
 class LineProgress(L.Callback):
-    """Plain progress lines for logs and pipes (about 20 per run)."""
+    """Plain progress lines for logs and pipes (about 20 per run); the monitored value is shown on the
+    lines of epochs that validated, never repeated from an earlier validation."""
 
     def __init__(self, monitor: str | None = None, lines: int = 20):
         self.monitor, self.lines = monitor, lines
+        self.validated_epoch = -1
 
     def on_train_start(self, trainer, pl_module):
         self.t0 = time.perf_counter()
 
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.validated_epoch = trainer.current_epoch
+
     def on_train_epoch_end(self, trainer, pl_module):
         e, total = trainer.current_epoch + 1, trainer.max_epochs
         every = max(1, (total or 1) // self.lines)
-        if e % every and e != total:
+        if (e % every and e != total) and not trainer.should_stop:  # the last epoch of any budget is shown
             return
         parts = [f"epoch {e}/{total}", f"step {trainer.global_step}"]
         parts += [f"{k} {v:.4g}" for k, v in getattr(pl_module, "_progress", {}).items()]
-        if self.monitor and self.monitor in trainer.callback_metrics:
+        fresh = self.validated_epoch == trainer.current_epoch
+        if fresh and self.monitor and self.monitor in trainer.callback_metrics:
             parts.append(f"{self.monitor} {float(trainer.callback_metrics[self.monitor]):.4g}")
         parts.append(f"{time.perf_counter() - self.t0:.1f}s")
         print("  ".join(parts), file=sys.stdout, flush=True)
@@ -115,7 +122,8 @@ class RunCheckpoint(ModelCheckpoint):
 
 
 class ValidateLast(L.Callback):
-    """Validates (and so checkpoints) at the last epoch whatever ``check_val_every_n_epoch`` says,
+    """Validates (and so checkpoints) at the end of the run, whether ``max_epochs``, ``max_steps`` or
+    ``max_time`` ends it, whatever ``check_val_every_n_epoch`` says,
     and writes ``last.ckpt`` at the end of training if the last validation came before it: a run
     shorter than one validation interval still has its metrics, ``best.ckpt`` and ``last.ckpt``."""
 
@@ -126,6 +134,17 @@ class ValidateLast(L.Callback):
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs:
             trainer.check_val_every_n_epoch = 1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        # A step or time budget ends the run inside an epoch: validate there too (Lightning validates
+        # after a batch that stops the run when the epoch is one to validate).
+        from lightning.pytorch.callbacks import Timer
+
+        ends = trainer.max_steps is not None and 0 < trainer.max_steps <= trainer.global_step
+        ends |= any((t.time_remaining("train") or 1) <= 0 for t in trainer.callbacks if isinstance(t, Timer))
+        if ends:
+            trainer.check_val_every_n_epoch = 1
+            trainer.should_stop = True
 
     def on_validation_end(self, trainer, pl_module):
         if not trainer.sanity_checking:
@@ -154,3 +173,27 @@ class RunClock(L.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.before = float(state_dict.get("wall_time_s", 0.0))
+
+
+class FollowBudget(L.Callback):
+    """Sets ``CosineToBudget.progress`` before every training step and steps the scheduler: the
+    fraction used of whichever budget (``max_epochs``, ``max_steps``, ``max_time``) ends the run first."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        from lightning.pytorch.callbacks import Timer
+
+        from gentwin.schedules import CosineToBudget
+
+        fractions = [0.0]
+        if trainer.max_epochs and trainer.max_epochs > 0:
+            fractions.append(pl_module.epoch_float / trainer.max_epochs)
+        if trainer.max_steps and trainer.max_steps > 0:
+            fractions.append(trainer.global_step / trainer.max_steps)
+        for timer in (c for c in trainer.callbacks if isinstance(c, Timer)):
+            elapsed, left = timer.time_elapsed("train"), timer.time_remaining("train")
+            if left is not None and elapsed + left > 0:
+                fractions.append(elapsed / (elapsed + left))
+        for config in trainer.lr_scheduler_configs:
+            if isinstance(config.scheduler, CosineToBudget):
+                config.scheduler.progress = max(fractions)
+                config.scheduler.step()

@@ -19,16 +19,13 @@ import torch
 from omegaconf import OmegaConf
 
 from gentwin.config import CONFIGS
+from gentwin.errors import CheckpointError
 
 if TYPE_CHECKING:  # Lightning is imported only once a model is built: refusing a file stays quick
     from gentwin.models.base import GenerativeModel
 
 #: Keys of ``checkpoint["gentwin"]`` needed to rebuild a model.
 REQUIRED = ("model", "shape", "cond_dim")
-
-
-class CheckpointError(ValueError):
-    """A file that is missing or is not a gentwin checkpoint; the message names the file."""
 
 
 #: Module prefixes a checkpoint's ``_target_`` may come from (and then only as named by the configs).

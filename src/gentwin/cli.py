@@ -5,6 +5,8 @@ Heavy modules (torch, Lightning) are imported only once a run starts, so ``run -
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 from pathlib import Path
@@ -12,9 +14,9 @@ from pathlib import Path
 # Importing these registers the resolvers of the configs (folder names, launcher and sweeper presets),
 # here and in the sweep's workers.
 from gentwin import config, launch  # noqa: F401
+from gentwin.errors import EXIT_CONFIG, EXIT_INTERRUPTED, Diverged, GentwinError
 
 CONFIGS = config.CONFIGS
-EXIT_CONFIG, EXIT_DATA, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 4, 130
 
 
 def fail(message: str, code: int) -> None:
@@ -45,7 +47,8 @@ def _resume_args(argv: list[str]) -> list[str]:
         fail(f"cannot resume {run_dir}: expected {ckpt} and {overrides}", EXIT_CONFIG)
     from omegaconf import OmegaConf
 
-    from gentwin.checkpoint import CheckpointError, read_checkpoint
+    from gentwin.checkpoint import read_checkpoint
+    from gentwin.errors import CheckpointError
 
     try:
         read_checkpoint(ckpt)  # weights_only: a pickle that would run code is refused here
@@ -59,17 +62,62 @@ def _resume_args(argv: list[str]) -> list[str]:
     return old + rest + [f"ckpt_path={ckpt}", f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
 
 
+class _Tee(io.TextIOBase):
+    """A text stream that also appends what it is given to a log file (terminal redraws left out)."""
+
+    def __init__(self, stream, log):
+        self.stream, self.log = stream, log
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        if "\r" not in text and "\x1b[" not in text:
+            self.log.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+        self.log.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self):
+        return self.stream.encoding
+
+
+@contextlib.contextmanager
+def _tee(path: Path):
+    """``run.log`` keeps what the run prints (stdout and stderr), beside Hydra's own log lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", buffering=1) as log:
+        out, err = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = _Tee(out, log), _Tee(err, log)
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = out, err
+
+
 def _task(cfg) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from gentwin.config import RunFolder
-    from gentwin.errors import ConfigError, DataError, Diverged
 
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     ckpt = out_dir / "checkpoints" / "last.ckpt"
+    with _tee(out_dir / "run.log"):
+        return _run(cfg, hc, out_dir, ckpt, multirun)
+
+
+def _run(cfg, hc, out_dir: Path, ckpt: Path, multirun: bool) -> float | None:
+    from gentwin.config import RunFolder
+
     try:
         from gentwin.run import run
 
@@ -83,15 +131,15 @@ def _task(cfg) -> float | None:
         if multirun:  # one failed job must not stop the sweep: Hydra records it, `report` lists it
             launch.write_error(out_dir, e)
             raise
-        if not isinstance(e, ConfigError | DataError | Diverged):
+        if not isinstance(e, GentwinError):
             raise
         if isinstance(e, Diverged):
             kept = f"the last good checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint had been written yet"
-            fail(f"{e}; {kept}", EXIT_DIVERGED)
+            fail(f"{e}; {kept}", e.exit_code)
         # Nothing was trained: remove what this run made (never a folder that held anything before).
         if not (out_dir / "checkpoints").exists():
             RunFolder.remove_created(out_dir)
-        fail(str(e), EXIT_CONFIG if isinstance(e, ConfigError) else EXIT_DATA)
+        fail(str(e), e.exit_code)
     if metrics is None:  # a resume of a finished run: nothing trained, nothing rewritten
         print(f"{out_dir} had already finished (trainer.max_epochs reached); metrics.json is unchanged. "
               f"To train on, resume with a larger trainer.max_epochs.")
@@ -100,12 +148,27 @@ def _task(cfg) -> float | None:
         from omegaconf import OmegaConf
 
         OmegaConf.save(OmegaConf.create(_Resume.overrides), out_dir / ".hydra" / "overrides.yaml")
-    print(f"\nrun folder:  {out_dir}\ntensorboard: tensorboard --logdir {out_dir / 'tb'}")
-    shown = {k: v for k, v in metrics.items() if k.count("/") <= 1 and not k.endswith(("_nbins", "_ndf"))}
-    print(f"final {cfg.metric.monitor} = {metrics.get(cfg.metric.monitor, float('nan')):.4g} (metrics.json has all "
-          f"{len(metrics)} values)")
-    print("  " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())[:24]))
+    print(summary(metrics, cfg.metric.monitor, out_dir))
     return metrics.get(cfg.metric.monitor)
+
+
+def summary(metrics: dict, monitor: str, out_dir: Path, shown: int = 24) -> str:
+    """The end of a run: where it is, the monitored metric with its epoch and budget first, then the
+    other top-level metrics (a chi2 with its degrees of freedom)."""
+    skip = {monitor, "wall_time_s", "steps", "epochs", "best_epoch", "train_steps_per_second"}
+    value, best = metrics.get(monitor, float("nan")), metrics.get("best_epoch")
+    at = f"best checkpoint, epoch {best:.0f} of {metrics.get('epochs', 0):.0f}" if best else "last weights"
+    lines = [f"\nrun folder:  {out_dir}", f"tensorboard: tensorboard --logdir {out_dir / 'tb'}",
+             f"final {monitor} = {value:.4g} ({at}); {metrics.get('steps', 0):.0f} steps in "
+             f"{metrics.get('wall_time_s', 0):.1f} s; metrics.json has all {len(metrics)} values"]
+    rest = []
+    for k, v in sorted(metrics.items()):
+        if k in skip or k.count("/") > 1 or k.endswith(("_nbins", "_ndf")):
+            continue
+        ndf = metrics.get(f"{k}_ndf", metrics.get(f"{k}_nbins"))
+        rest.append(f"{k}={v:.4g}" + (f" ({ndf:.0f} bins)" if ndf is not None else ""))
+    lines.append("  " + ", ".join(rest[:shown]) + (f", ... ({len(rest) - shown} more)" if len(rest) > shown else ""))
+    return "\n".join(lines)
 
 
 def config_groups(root: Path = CONFIGS) -> dict[str, list[str]]:
@@ -170,8 +233,6 @@ def _explain(e: BaseException, overrides: list[str]) -> tuple[str, int] | None:
     import yaml
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 
-    from gentwin.errors import ConfigError, DataError, Diverged
-
     for err in (e, e.__cause__, e.__context__):
         if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
             mark = err.problem_mark
@@ -188,10 +249,9 @@ def _explain(e: BaseException, overrides: list[str]) -> tuple[str, int] | None:
         return " ".join(text.split("Config search path")[0].replace("In 'run': ", "").split()), EXIT_CONFIG
     if isinstance(e, OverrideParseException):
         return f"cannot parse the override: {text.splitlines()[0]} (syntax: key=value, group=option)", EXIT_CONFIG
-    if isinstance(e, ConfigError | DataError | Diverged):  # a sweep job failed (each job's folder has error.txt)
-        code = EXIT_CONFIG if isinstance(e, ConfigError) else EXIT_DATA if isinstance(e, DataError) else EXIT_DIVERGED
+    if isinstance(e, GentwinError):  # a sweep job failed (each job's folder has error.txt)
         return f"a job of the sweep failed: {text.splitlines()[0]} (error.txt in each failed job's folder; " \
-               f"`report <sweep folder>` lists them)", code
+               f"`report <sweep folder>` lists them)", e.exit_code
     return None
 
 

@@ -264,7 +264,7 @@ def _refuse(message: str) -> None:
     import sys
 
     print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    sys.exit(ConfigError.exit_code)
 
 
 def _check_folder(path: Path, what: str, resume: bool) -> None:

@@ -86,22 +86,29 @@ def _is_count(values: np.ndarray) -> bool:
     return values.size > 0 and np.allclose(values, np.round(values)) and np.ptp(values) <= 40
 
 
-def property_histograms(real: dict, fake: dict, names=None, title: str = ""):
-    """Per-property histograms of data vs generated samples, in per cent (van Beek 2023 (leaf digital twin) Fig. 9 and
-    13).
+def property_histograms(real: dict, fake: dict, names=None, title: str = "", units: dict | None = None):
+    """Per-property histograms of data vs generated samples on the same bins, in per cent of each
+    sample (after Strobel et al.'s leaf figures 9 and 13).
+
+    Count properties (integers over a small range) are drawn as side-by-side bars, one pair per
+    value, so no two values share a bar; others as step histograms on 30 shared bins. The legend
+    gives each sample's count; values beyond the bins are gathered in the end bins.
 
     Args:
         real, fake: property name -> (N,) values (NaN and entries with ``valid == 0`` are left out);
-            a ``valid`` key is not drawn but its generated share is shown in the title.
+            a ``valid`` key is not drawn but its generated share is shown in the title, and on every
+            panel when no generated sample is valid.
         names: properties to draw (default: every key but ``valid``).
         title: figure title.
+        units: property name -> unit for the x label (e.g. ``{"area": "cm²"}``).
     """
+    units = units or {}
     names = [k for k in (names or real) if k != "valid"]
     ok_r = np.asarray(real["valid"]) == 1 if "valid" in real else None
     ok_f = np.asarray(fake["valid"]) == 1 if "valid" in fake else None
     cols = min(4, max(1, len(names)))
     rows = max(1, math.ceil(len(names) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows + 0.5), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.7 * rows + 0.6), squeeze=False)
     for ax in axes.flat[len(names):]:
         ax.axis("off")
     for ax, name in zip(axes.flat, names, strict=False):
@@ -109,24 +116,32 @@ def property_histograms(real: dict, fake: dict, names=None, title: str = ""):
         a = a[np.isfinite(a) & (True if ok_r is None else ok_r)]
         b = b[np.isfinite(b) & (True if ok_f is None else ok_f)]
         both = np.concatenate([a, b])
-        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(f"{name} [{units[name]}]" if name in units else name, fontsize=8)
+        ax.set_ylabel("% of the sample", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if b.size == 0 and ok_f is not None:
+            ax.text(0.5, 0.5, "no valid generated sample", ha="center", va="center", color=FAKE, fontsize=8,
+                    transform=ax.transAxes, bbox={"facecolor": "white", "edgecolor": FAKE})
         if both.size == 0:
-            ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
             continue
         # The data's full range, widened to the bulk of the generated values (outliers pile up at the edges).
         lo, hi = np.quantile(b, [0.005, 0.995]) if b.size else (np.inf, -np.inf)
         lo, hi = (min(lo, a.min()), max(hi, a.max())) if a.size else (lo, hi)
+        samples = ((a, REAL, f"data ({a.size})"), (b, FAKE, f"generated ({b.size})"))
         if _is_count(both):
-            bins = np.arange(lo - 0.5, hi + 1.5)
+            values = np.arange(np.floor(lo), np.ceil(hi) + 1)
+            for k, (v, color, label) in enumerate(samples):
+                if v.size:
+                    share = [100.0 * np.mean(np.clip(np.round(v), values[0], values[-1]) == x) for x in values]
+                    ax.bar(values + (k - 0.5) * 0.4, share, width=0.4, color=color, alpha=0.8, label=label)
+            ax.xaxis.get_major_locator().set_params(integer=True)
         else:
             bins = np.linspace(lo, hi if hi > lo else lo + 1, 31)
-        for v, color, label in ((a, REAL, f"data ({a.size})"), (b, FAKE, f"generated ({b.size})")):
-            if v.size:
-                ax.hist(np.clip(v, bins[0], bins[-1]), bins=bins, weights=np.full(v.size, 100.0 / v.size),
-                        histtype="step", color=color, label=label, linewidth=1.4)
-        ax.set_ylabel("%", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes.flat[0].legend(fontsize=7, loc="best")
+            for v, color, label in samples:
+                if v.size:
+                    ax.hist(np.clip(v, bins[0], bins[-1]), bins=bins, weights=np.full(v.size, 100.0 / v.size),
+                            histtype="step", color=color, label=label, linewidth=1.4)
+        ax.legend(fontsize=6, loc="upper right", frameon=False)
     if ok_f is not None and len(ok_f):
         title = f"{title}  " if title else ""
         title += f"generated samples post-processed into a valid object: {100 * ok_f.mean():.1f} %"
@@ -137,7 +152,8 @@ def property_histograms(real: dict, fake: dict, names=None, title: str = ""):
 
 
 def beta_curve(schedule, epochs: float, points: int = 500):
-    """The KL weight ``schedule(epoch)`` over ``[0, epochs]`` (van Beek 2023 Fig. 10's black line)."""
+    """The KL weight ``schedule(epoch)`` over ``[0, epochs]`` (the black line of van Beek 2023 (leaf digital
+    twin) Fig. 10)."""
     t = np.linspace(0.0, float(epochs), points)
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.plot(t, [schedule(e) for e in t], color="black")

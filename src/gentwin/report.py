@@ -40,7 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-EXIT_NOTHING_FINISHED, EXIT_USAGE = 1, 2
+from gentwin.errors import EXIT_FAILED, EXIT_OK, UsageError
+
 DEFAULT_EXTRA = ("samples_per_second", "wall_time_s")
 # Overrides that never tell runs of one sweep apart.
 IGNORED = {"seed", "ckpt_path", "hydra.run.dir"}
@@ -174,10 +175,6 @@ class Report:
         return [j for j in self.jobs if j.status != "ok"]
 
 
-class ReportError(ValueError):
-    """Nothing to report, or a bad request (exit 2)."""
-
-
 def _canonical(name: str) -> str:
     for prefix in ("val/", "final/"):
         name = name.removeprefix(prefix)
@@ -188,14 +185,14 @@ def build_report(root: str | Path, metrics: list[str] | None = None) -> Report:
     """Reads the sweep folder ``root`` and chooses the metric columns.
 
     Raises:
-        ReportError: no run folder below ``root``, or a requested metric that no job recorded.
+        UsageError: no run folder below ``root``, or a requested metric that no job recorded.
     """
     root = Path(root)
     if not root.is_dir():
-        raise ReportError(f"{root}: no such folder")
+        raise UsageError(f"{root}: no such folder")
     jobs = find_jobs(root)
     if not jobs:
-        raise ReportError(f"{root}: no runs here (a sweep folder holds job folders with a .hydra/ folder)")
+        raise UsageError(f"{root}: no runs here (a sweep folder holds job folders with a .hydra/ folder)")
     rows, swept, common = group(jobs)
     done = [j for j in jobs if j.status == "ok"]
     monitors = [j.monitor for j in done if j.monitor]
@@ -208,7 +205,7 @@ def build_report(root: str | Path, metrics: list[str] | None = None) -> Report:
         unknown = [m for m in metrics if m not in known]
         if unknown and done:
             close = sorted(known)[:30]
-            raise ReportError(f"no job recorded metric(s) {unknown}; recorded: {', '.join(close)}")
+            raise UsageError(f"no job recorded metric(s) {unknown}; recorded: {', '.join(close)}")
     else:
         metrics = [m for m in dict.fromkeys([monitor, *DEFAULT_EXTRA]) if m and m in known]
     return Report(root, jobs, rows, swept, common, metrics, monitor, mode)
@@ -431,13 +428,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         rep = build_report(args.folder, [m for m in (args.metrics or "").split(",") if m] or None)
-    except ReportError as e:
+    except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return e.exit_code
     written = write_report(rep, args.out, plots=not args.no_plots)
     print(markdown(rep))
     print("wrote " + ", ".join(str(p) for p in written))
     if not any(j.status == "ok" for j in rep.jobs):
         print(f"error: none of the {len(rep.jobs)} jobs in {rep.root} finished", file=sys.stderr)
-        return EXIT_NOTHING_FINISHED
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK

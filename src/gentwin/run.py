@@ -43,7 +43,7 @@ def _quiet() -> None:
 def hparams(cfg: DictConfig, choices: dict) -> dict:
     """Scalar hyperparameters for TensorBoard's HParams tab: the group choices and the flat values."""
     out = {f"choice/{k}": str(v) for k, v in choices.items() if not k.startswith("hydra")}
-    for group in ("model", "dataset", "optimizer", "schedule"):
+    for group in ("model", "dataset", "optimizer", "schedule", "trainer"):
         if group not in cfg:
             continue
         flat = OmegaConf.to_container(cfg[group], resolve=True)
@@ -120,7 +120,15 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     import lightning as L
     from hydra.utils import instantiate
 
-    from gentwin.callbacks import Evaluator, LineProgress, LossBar, RunCheckpoint, RunClock, ValidateLast
+    from gentwin.callbacks import (
+        Evaluator,
+        FollowBudget,
+        LineProgress,
+        LossBar,
+        RunCheckpoint,
+        RunClock,
+        ValidateLast,
+    )
     from gentwin.evaluate import evaluate
     from gentwin.nets.conv import count_params
 
@@ -141,7 +149,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     clock = RunClock()
     interactive = sys.stdout.isatty() and not os.environ.get("CI")
     callbacks = [Evaluator(entries, cfg.metric.get("figures_every", 1)), checkpoint, last,
-                 ValidateLast(ckpt_dir / "last.ckpt"), clock,
+                 ValidateLast(ckpt_dir / "last.ckpt"), clock, FollowBudget(),
                  LossBar() if interactive else LineProgress(monitor), *dm.callbacks()]
     logger = instantiate(cfg.logger, save_dir=str(out_dir))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(out_dir),
@@ -176,10 +184,14 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     # The best checkpoint is this run's own checkpoints/best.ckpt, never a path read from a file.
     best = ckpt_dir / "best.ckpt"
     best = str(best) if checkpoint.best_model_path and best.is_file() else ""
-    if cfg.get("final_checkpoint", "best") == "best" and best:
+    best_epoch = int(_saved(best)["epoch"]) + 1 if best else None
+    final = "best" if cfg.get("final_checkpoint", "best") == "best" and best else "last"
+    if final == "best":
         model.load_state_dict(_saved(best)["state_dict"])
     metrics, figs, (fake, c) = evaluate(model, dm, entries, figures=True, seed=cfg.seed)
     metrics.update(wall_time_s=wall, steps=steps, epochs=epochs, train_steps_per_second=steps / max(wall, 1e-9))
+    if best_epoch is not None:
+        metrics["best_epoch"] = best_epoch
 
     writer = logger.experiment
     import matplotlib.pyplot as plt
@@ -187,11 +199,14 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     for name, fig in figs.items():
         writer.add_figure(f"final/{name}", fig, global_step=trainer.global_step)
         plt.close(fig)
-    logger.log_hyperparams(hparams(cfg, choices or {}), metrics={f"final/{k}": v for k, v in metrics.items()})
+    params = hparams(cfg, choices or {}) | {"threads": threads}
+    logger.log_hyperparams(params, metrics={f"final/{k}": v for k, v in metrics.items()})
+    OmegaConf.save(OmegaConf.create(params), Path(logger.log_dir) / "hparams.yaml")  # Lightning wrote {} at fit's end
     logger.finalize("success")
 
     np.savez_compressed(out_dir / "samples.npz", x=fake, **({} if c is None else {"c": c}))
-    summary = {"monitor": monitor, "best_checkpoint": best or None, "metrics": metrics}
+    summary = {"monitor": monitor, "best_checkpoint": best or None, "best_epoch": best_epoch,
+               "final_weights": final, "metrics": metrics}
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     text = dm.summary(dm._real_properties, dm.properties(fake, c))
     if text:

@@ -30,16 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-EXIT_USAGE, EXIT_DATA = 2, 3
+from gentwin.errors import EXIT_CONFIG, EXIT_OK, ConditionsError, GentwinError, UsageError
+
 KEYS = ("n", "conditions", "from_dataset", "out", "seed", "threads", "batch_size")
-
-
-class UsageError(ValueError):
-    """Bad arguments (exit 2)."""
-
-
-class ConditionsError(ValueError):
-    """An unreadable conditions or data file (exit 3)."""
 
 
 def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
@@ -238,16 +231,11 @@ def main(argv: list[str]) -> int:
     """The ``sample`` console script; returns the exit code."""
     if not argv or "-h" in argv or "--help" in argv:
         print(__doc__)
-        return 0 if argv else EXIT_USAGE
-    from gentwin.checkpoint import CheckpointError
-
+        return EXIT_OK if argv else EXIT_CONFIG
     try:
         checkpoint, args = parse(argv)
         print(sample(checkpoint, args))
-    except (UsageError, CheckpointError) as e:
+    except GentwinError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except ConditionsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_DATA
-    return 0
+        return e.exit_code
+    return EXIT_OK

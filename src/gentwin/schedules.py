@@ -2,13 +2,15 @@
 
 ``epoch`` is fractional (``global_step / steps_per_epoch``) so that a schedule reads in the units
 the reports use ("beta from 10 to 100 over 1000 epochs") and still moves every step.
-Learning-rate schedules are torch's own ``lr_scheduler`` classes, configured as partials in
-``configs/schedule/lr/``.
+Learning-rate schedules are torch ``lr_scheduler`` classes (torch's own, and ``CosineToBudget``),
+configured as partials in ``configs/schedule/lr/``.
 """
 
 from __future__ import annotations
 
 import math
+
+import torch
 
 
 class Constant:
@@ -61,3 +63,22 @@ class Cyclical:
             return self.high if self.final is None else self.final
         t = math.fmod(max(epoch, 0.0), self.period) / (self.period * self.ratio)
         return self.low + min(t, 1.0) * (self.high - self.low)
+
+
+
+class CosineToBudget(torch.optim.lr_scheduler.LRScheduler):
+    """Learning rate on a cosine from the optimizer's lr to ``eta_min`` over the run's budget.
+
+    The budget is whichever of ``trainer.max_epochs``, ``trainer.max_steps`` and ``trainer.max_time``
+    ends the run first: ``progress``, set before every training step by ``gentwin.callbacks.FollowBudget``,
+    is the largest of the fractions of them used (0 at the start, 1 at the end). It is part of the
+    scheduler's state, so a resumed run continues on the same curve.
+    """
+
+    def __init__(self, optimizer, eta_min: float = 0.0):
+        self.eta_min, self.progress = eta_min, 0.0
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        f = min(max(self.progress, 0.0), 1.0)
+        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * f)) / 2 for base in self.base_lrs]

@@ -226,7 +226,8 @@ def test_malformed_digits_file_is_one_line_and_leaves_no_run_folder(tmp_path):
 
 
 def test_sample_arguments_accept_multirun_paths():
-    from gentwin.sample import UsageError, parse
+    from gentwin.errors import UsageError
+    from gentwin.sample import parse
 
     path = "outputs/multirun/x/0_model.latent_dim=8,seed=1/checkpoints/best.ckpt"
     assert parse([path, "n=3", "out=a=b.npz"]) == (path, {"n": "3", "out": "a=b.npz"})

@@ -73,18 +73,24 @@ def test_moment_entries_need_every_real_property_in_fake():
         moment_errors({"x0": np.ones(3), "x1": np.ones(3)}, {"x0": np.ones(3)})
 
 
-def test_format_moment_table_seed_004_figure_23():
-    # Calvo Ordoñez 2022 (generative ML for particle physics), Figure 23: real mean 1 and std 0, generated mean
-    # 1.077085 -> error ~7.7 %
+def test_format_moment_table_gives_mean_errors_in_units_of_the_real_sigma():
+    # Calvo Ordoñez's Figure 23 case: real mean 1 and std 0, generated mean 1.077085: no sigma, so absolute
     table = format_moment_table(
         {"x": np.ones(4), "y": np.ones(4)}, {"x": np.full(3, 1.077085), "y": np.ones(3)}, "400 epochs"
     )
     lines = table.splitlines()
     assert lines[0] == "400 epochs"
     assert lines[1].split() == ["x", "y"]
-    assert lines[2].split() == ["real", "generated", "rel.", "diff"] * 2
-    assert lines[3].split() == ["mean", "1.000000", "1.077085", "+7.71%", "1.000000", "1.000000", "+0.00%"]
+    assert lines[2].split() == ["real", "generated", "error"] * 2
+    assert lines[3].split() == ["mean", "1.000000", "1.077085", "+0.077085", "abs", "1.000000", "1.000000",
+                                "+0.000000", "abs"]
     assert lines[4].split()[:4] == ["std", "0.000000", "0.000000", "+0.000000"]
     assert lines[5].split()[0] == "variance"
     assert lines[6].split() == ["covariance(x,y)", "0.000000", "0.000000", "+0.000000", "abs"]
-    assert len(lines) == 7
+    assert lines[7].startswith("error: mean in units of the real σ") and len(lines) == 8
+    # A mean near 0 with sigma 2: generated 0.1 higher is +0.05 sigma (a relative error would explode)
+    x = np.array([-2.0, 2.0])
+    table = format_moment_table({"x": x, "y": x}, {"x": x + 0.1, "y": 2 * x})
+    mean, std, _, cov = (line.split() for line in table.splitlines()[2:6])
+    assert mean[3] == "+0.050σ" and std[3] == "+0.00%" and std[6] == "+100.00%"
+    assert cov[1:] == ["4.000000", "8.000000", "+1.000σσ"]

@@ -65,6 +65,9 @@ class ImageDataModule(ArrayDataModule):
         **kwargs: ``ArrayDataModule`` arguments.
     """
 
+    #: Units of the key properties, for figure axes.
+    property_units: dict[str, str] = {}
+
     def __init__(self, grid_every_n_steps: int | None = 200, grid_size: int = 64, **kwargs):
         super().__init__(**kwargs)
         if grid_every_n_steps is not None and grid_every_n_steps < 1:
@@ -92,7 +95,7 @@ class ImageDataModule(ArrayDataModule):
         if real_props is None:
             real_props = self.image_properties(real)
         return {"samples": sample_comparison(real, fake),
-                "properties": property_histograms(real_props, fake_props)}
+                "properties": property_histograms(real_props, fake_props, units=self.property_units)}
 
     def summary(self, real: Properties, fake: Properties) -> str:
         return property_table(real, fake, "key properties, held-out data vs generated:")

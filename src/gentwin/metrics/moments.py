@@ -146,13 +146,21 @@ def _rel(real: float, fake: float) -> str:
     return f"{fake - real:+.6f} abs"
 
 
+def _in_units(diff: float, unit: float, suffix: str) -> str:
+    return f"{diff / unit:+.3f}{suffix}" if unit > 0 else f"{diff:+.6f} abs"
+
+
 def format_moment_table(real: Properties, fake: Properties, title: str = "") -> str:
-    """Plain-text comparison table of real vs generated moments, after Calvo Ordoñez's (2022) Figure 23.
+    """Plain-text comparison table of real vs generated moments, after the statistics table of
+    Calvo Ordoñez's "Study of Generative Machine Learning Methods for Particle Physics" (Figure 23).
 
     Rows ``mean``, ``std``, ``variance`` with, per property, the columns ``real``, ``generated``
-    and ``rel. diff`` = (generated - real) / |real| in percent; where the real value is 0 the
-    absolute difference is printed instead, marked ``abs``. Below them one ``covariance`` row per
-    pair of properties, with the same three columns. Population moments (``ddof=0``).
+    and ``error``; below them one ``covariance`` row per pair of properties. The error of a mean is
+    in units of the real standard deviation (``+0.050σ``, as ``moments/<p>_mean_err``), so it does
+    not explode where the mean is near 0; of a std or variance it is relative (percent); of a
+    covariance it is in units of the product of the two real standard deviations (``σσ``). Where
+    that unit is 0 the absolute difference is printed, marked ``abs``. Population moments
+    (``ddof=0``). The last line says so.
 
     Args:
         real: property name -> (N,) array of the reference sample.
@@ -165,19 +173,23 @@ def format_moment_table(real: Properties, fake: Properties, title: str = "") -> 
     keys = list(real)
     mr = moments(stack_properties(real, keys))
     mf = moments(stack_properties(fake, keys))
-    cols = ("real", "generated", "rel. diff")
+    cols = ("real", "generated", "error")
     pair_labels = {(i, j): f"covariance({keys[i]},{keys[j]})" for i, j in _pairs(keys)}
     w, lw = 14, max([10, *map(len, pair_labels.values())]) + 2
     lines = [title] if title else []
     lines.append(" " * lw + "".join(f"{p:^{3 * w}}" for p in keys))
     lines.append(" " * lw + "".join(f"{c:>{w}}" for _ in keys for c in cols))
+    sigma = mr["std"]
     for label, stat in (("mean", "mean"), ("std", "std"), ("variance", "var")):
         cells = ""
         for i in range(len(keys)):
             r, f = float(mr[stat][i]), float(mf[stat][i])
-            cells += f"{r:>{w}.6f}{f:>{w}.6f}{_rel(r, f):>{w}}"
+            err = _in_units(f - r, float(sigma[i]), "σ") if stat == "mean" else _rel(r, f)
+            cells += f"{r:>{w}.6f}{f:>{w}.6f}{err:>{w}}"
         lines.append(f"{label:<{lw}}" + cells)
     for i, j in _pairs(keys):
         r, f = float(mr["cov"][i, j]), float(mf["cov"][i, j])
-        lines.append(f"{pair_labels[i, j]:<{lw}}{r:>{w}.6f}{f:>{w}.6f}{_rel(r, f):>{w}}")
+        err = _in_units(f - r, float(sigma[i] * sigma[j]), "σσ")
+        lines.append(f"{pair_labels[i, j]:<{lw}}{r:>{w}.6f}{f:>{w}.6f}{err:>{w}}")
+    lines.append("error: mean in units of the real σ, std and variance relative, covariance in units of σ_i σ_j")
     return "\n".join(lines)

@@ -22,6 +22,9 @@ class DigitsDataModule(ImageDataModule):
         **kwargs: ``ImageDataModule`` arguments.
     """
 
+    property_units = {"ink": "mean intensity", "on_fraction": "fraction of pixels", "centroid_x": "px",
+                      "centroid_y": "px", "width": "px", "height": "px", "strokes": "count", "loops": "count"}
+
     def __init__(self, n: int | None = None, **kwargs):
         super().__init__(n=n, **kwargs)
         self.labels: np.ndarray | None = None

@@ -31,6 +31,9 @@ class LeafDataModule(ImageDataModule):
         **kwargs: ``ImageDataModule`` arguments.
     """
 
+    property_units = {"area": "cm²", "height": "cm", "width": "cm", "n_holes": "count", "hole_area": "cm²",
+                      "n_veins": "count", "vein_length": "cm", "perimeter": "cm"}
+
     def __init__(self, n: int | None = 1000, size: int = 64, geometry: str | None = None, halve: bool = True,
                  extent=None, vein_width: float = 1.5, threshold: float = 0.5, simulator: dict | None = None,
                  **kwargs):

@@ -17,6 +17,8 @@ class MicrostructureDataModule(ImageDataModule):
         **kwargs: ``ImageDataModule`` arguments.
     """
 
+    property_units = {"grain_count": "count", "mean_grain_area": "px²", "boundary_fraction": "fraction of pixels"}
+
     def __init__(self, n: int = 1000, size: int = 64, simulator: dict | None = None, **kwargs):
         super().__init__(n=n, **kwargs)
         if size < 8:

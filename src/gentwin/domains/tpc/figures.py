@@ -1,5 +1,4 @@
-"""TPC figures: profiles of the response statistics (Malchenko et al. 2022 (TPC fast simulation) Figure 2) and real vs
-generated responses."""
+"""TPC figures: profiles of the response statistics and real vs generated responses, with units."""
 
 from __future__ import annotations
 
@@ -7,48 +6,76 @@ import numpy as np
 
 from gentwin.plots import FAKE, REAL, plt
 
+#: Units of the response statistics and the profile variables (pads and time buckets of the readout).
+UNITS = {"Mean0": "pad", "Mean1": "time bucket", "Sigma0^2": "pad²", "Sigma1^2": "time bucket²",
+         "Cov01": "pad × time bucket", "Sum": "ADC counts", "crossing_angle": "deg", "dip_angle": "deg",
+         "drift_length": "time bucket", "drift_length_frac": "time bucket", "pad_coordinate_frac": "pad"}
+#: Statistics that are positive: drawn on a log scale, where mean - std may not reach below 0.
+POSITIVE = ("Sigma0^2", "Sigma1^2", "Sum")
+
+
+def _label(name: str) -> str:
+    return f"{name} [{UNITS[name]}]" if name in UNITS else name
+
 
 def profile_figure(profiles: dict[str, dict[str, dict[str, np.ndarray]]], title: str = ""):
     """Real vs generated profiles: one panel per statistic (rows) and profile variable (columns).
 
-    As Malchenko et al. 2022 Figure 2 (TPC-FastSim ``make_trend_plot``): for each sample the middle band is the
-    binned mean, the outer bands mean +- std; each band's thickness is its statistical error
-    (``mean_err`` for the mean, ``sqrt(mean_err^2 + std_err^2)`` for mean +- std).
+    As Maevskiy et al.'s trend plots (TPC-FastSim ``make_trend_plot``; Figure 2 of the HSE term
+    paper): for each sample the inner band is the binned mean, the outer bands mean ± std; each band's
+    thickness is its statistical error (``mean_err`` for the mean, ``sqrt(mean_err² + std_err²)``
+    for mean ± std). Positive statistics (the second moments, ``Sum``) are on a log scale, where the
+    lower band is left out for bins in which mean - std is not positive, so a spread wider than the
+    mean does not flatten the curves. The legend under the figure says what the bands are.
 
     Args:
         profiles: :func:`gentwin.domains.tpc.metrics.tpc_profiles` output, ``profiles[variable][statistic]``.
+        title: figure title (the run's state, e.g. epoch and chi2).
     """
+    from matplotlib.patches import Patch
+
     variables = list(profiles)
     statistics = list(profiles[variables[0]]) if variables else []
     fig, axes = plt.subplots(len(statistics), len(variables), squeeze=False,
-                             figsize=(3.2 * len(variables), 2.2 * len(statistics)))
+                             figsize=(3.2 * len(variables), 2.2 * len(statistics) + 0.8))
     for j, var in enumerate(variables):
         for i, stat in enumerate(statistics):
             p, ax = profiles[var][stat], axes[i, j]
-            for tag, color, label in (("real", REAL, "real"), ("fake", FAKE, "generated")):
+            positive = stat in POSITIVE
+            floor = min((float(np.min(p[f"{t}_mean"][p[f"{t}_mean"] > 0])) for t in ("real", "fake")
+                         if np.any(p[f"{t}_mean"] > 0)), default=1e-3) / 10 if positive else None
+            for tag, color in (("real", REAL), ("fake", FAKE)):
                 m, s = p[f"{tag}_mean"], p[f"{tag}_std"]
                 em, es = p[f"{tag}_mean_err"], np.hypot(p[f"{tag}_mean_err"], p[f"{tag}_std_err"])
                 for k, (y, e) in enumerate(((m, em), (m + s, es), (m - s, es))):
-                    ax.fill_between(p["centers"], y - e, y + e, color=color, alpha=0.6 if k == 0 else 0.35,
-                                    linewidth=0, label=label if k == 0 else None)
+                    lo, hi = y - e, y + e
+                    if positive:  # where mean - std is not positive the band is left out
+                        lo, hi = np.where(y > 0, np.maximum(lo, floor), np.nan), np.where(y > 0, hi, np.nan)
+                    ax.fill_between(p["centers"], lo, hi, color=color, alpha=0.6 if k == 0 else 0.3, linewidth=0)
+            if positive:
+                ax.set_yscale("log")
             if i == len(statistics) - 1:
-                ax.set_xlabel(var)
+                ax.set_xlabel(_label(var), fontsize=8)
             if j == 0:
-                ax.set_ylabel(stat)
+                ax.set_ylabel(_label(stat), fontsize=8)
             ax.tick_params(labelsize=7)
-    if variables:
-        axes[0, 0].legend(fontsize=7, loc="best")
+    handles = [Patch(color=REAL, alpha=0.6, label="real: mean"), Patch(color=REAL, alpha=0.3, label="real: mean ± std"),
+               Patch(color=FAKE, alpha=0.6, label="generated: mean"),
+               Patch(color=FAKE, alpha=0.3, label="generated: mean ± std")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False,
+               title="per bin of the variable; band width = statistical error", title_fontsize=8)
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 
 def response_grid(real: np.ndarray, fake: np.ndarray, cond: dict[str, np.ndarray] | None = None, k: int = 8):
     """The first ``k`` real responses (top row) and the generated ones for the same conditions (below).
 
-    Amplitudes are drawn as log10(1 + A) on one colour scale; columns are titled with the
-    crossing angle, dip angle and drift length when ``cond`` holds them.
+    Amplitudes are drawn as log10(1 + A) on one colour scale (the colour bar), pads across and time
+    buckets up; columns are titled with the crossing angle, dip angle and drift length when ``cond``
+    holds them.
 
     Args:
         real, fake: ``(N, P, T)`` images in data space, generated row i for the conditions of real row i.
@@ -66,12 +93,18 @@ def response_grid(real: np.ndarray, fake: np.ndarray, cond: dict[str, np.ndarray
             if col >= k:
                 ax.axis("off")
                 continue
-            ax.imshow(images[col], cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto", origin="lower")
+            image = ax.imshow(images[col].T, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto", origin="lower")
             if col == 0:
-                ax.set_ylabel(f"{label}\npad", fontsize=8)
+                ax.set_ylabel(f"{label}\ntime bucket", fontsize=8)
+            if row == 1:
+                ax.set_xlabel("pad", fontsize=8)
             if row == 0 and cond is not None:
                 parts = [f"{cond[n][col]:.1f}" for n in ("crossing_angle", "dip_angle", "drift_length") if n in cond]
                 ax.set_title(", ".join(parts), fontsize=7)
-    fig.suptitle("log10(1 + amplitude); columns: crossing angle, dip angle, drift length", fontsize=8)
-    fig.tight_layout()
+    fig.suptitle("real (top) and generated (bottom) for the same conditions; column titles: crossing angle [deg], "
+                 "dip angle [deg], drift length [time bucket]", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.92, 1))
+    if k:
+        bar = fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01)
+        bar.set_label("log10(1 + amplitude [ADC counts])", fontsize=8)
     return fig

@@ -86,7 +86,7 @@ def test_model_trains_on_toy_dataset(model, dataset, tmp_path):
     dm, net = fit(cfg, limit_val_batches=1, root_dir=tmp_path)
     x = net.sample(50)
     assert x.shape == (50, *dm.shape) and torch.isfinite(x).all()
-    if hasattr(net, "log_prob"):
+    if net.has_likelihood:
         lp = net.log_prob(torch.as_tensor(dm.x_raw_val[:7]))
         assert lp.shape == (7,) and torch.isfinite(lp).all()
 

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from conftest import compose
 from gentwin.data.transforms import Standardize
-from gentwin.export import MAX_ONNX_PASSES, Sampler, main, run_exported
+from gentwin.export import MAX_ONNX_PASSES, main, run_exported
 
 COND_NAMES = ["a", "b", "c"]
 
@@ -44,13 +44,13 @@ def cond(n, cond_dim):
 @pytest.mark.parametrize("name, cond_dim", [("wgan_gp", 0), ("wgan_gp", 3), ("vae", 0), ("cvae", 3)])
 def test_sampler_reproduces_model_sample(name, cond_dim):
     model = make_model(name, cond_dim)
-    sampler = Sampler(model)
+    sampler = model.export_module()
     c = cond(50, cond_dim)
     torch.manual_seed(5)
     want = model.sample(50, c)
     torch.manual_seed(5)  # the same draws as generate(): z, then the VAE's decoder noise
     inputs = [torch.randn(50, sampler.latent_dim)] + ([c] if cond_dim else [])
-    if sampler.decoder_noise:
+    if sampler.eps:
         inputs.append(torch.randn(50, *model.shape))
     with torch.no_grad():
         assert torch.equal(sampler(*inputs), want)
@@ -77,7 +77,7 @@ def test_export_from_a_checkpoint_matches_torch(tmp_path, capsys, name, cond_dim
     assert f"wrote {out}" in capsys.readouterr().out
 
     meta = json.loads(out.with_name(out.name + ".json").read_text())
-    sampler = Sampler(model)
+    sampler = model.export_module()
     assert meta["shape"] == [2] and meta["cond_dim"] == cond_dim and meta["cond_names"] == COND_NAMES[:cond_dim]
     assert meta["latent_dim"] == sampler.latent_dim and meta["format"] == fmt
     assert [i["name"] for i in meta["inputs"]] == sampler.input_names
@@ -95,7 +95,7 @@ def test_export_from_a_checkpoint_matches_torch(tmp_path, capsys, name, cond_dim
 
 def test_long_autoregressive_inverse_is_refused_for_onnx_with_advice(tmp_path, capsys):
     model = make_model("maf", 0, shape=(64,), overrides=["model.flow.transforms=3"])
-    assert Sampler(model).sequential_passes == 3 * 64 > MAX_ONNX_PASSES
+    assert model.export_module().sequential_passes == 3 * 64 > MAX_ONNX_PASSES
     ckpt = save_checkpoint(model, tmp_path / "maf.ckpt")
     assert main([str(ckpt), "--format", "onnx", "--out", str(tmp_path / "maf.onnx")]) == 1
     err = capsys.readouterr().err.strip().splitlines()

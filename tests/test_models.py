@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import torch
 
 from conftest import TINY, compose
@@ -40,6 +41,7 @@ def test_evaluation_leaves_non_finite_samples_out_and_counts_them():
 
     class Stub(torch.nn.Module):  # returns the held-out data with every fourth sample NaN
         device = torch.device("cpu")
+        has_likelihood = False
 
         def sample(self, n, c=None):
             x = torch.as_tensor(dm.x_raw_val[:n]).clone()
@@ -50,3 +52,13 @@ def test_evaluation_leaves_non_finite_samples_out_and_counts_them():
     metrics, _, _ = evaluate(Stub(), dm, entries, figures=False)
     assert metrics["finite_fraction"] == 0.75
     assert metrics["w1/x0"] == 0.0 and metrics["multivariate/energy"] == 0.0  # the finite rest is the data
+
+
+def test_held_out_properties_are_those_of_the_evaluated_slice_and_computed_once():
+    from hydra.utils import instantiate
+
+    dm = instantiate(compose(["dataset=gaussian2d", *TINY, "++dataset.n_eval=20"]).dataset)
+    dm.setup()
+    real = dm.real_properties()
+    assert real is dm.real_properties()
+    assert list(real) == ["x0", "x1"] and all(np.array_equal(real[f"x{i}"], dm.x_raw_val[:20, i]) for i in (0, 1))

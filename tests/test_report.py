@@ -192,3 +192,30 @@ def test_tpc_latent_sweep_at_smoke_scale(tmp_path):
     assert "| model.latent_dim | seed 1 | seed 2 | mean ± std | runs |" in out.stdout
     assert "## chi2 (monitor, min)" in out.stdout
     assert sum(line.startswith(("| 8 |", "| 4 |")) for line in out.stdout.splitlines()) == 2 * 2
+
+
+def single_run(root, name, overrides, seed, value):
+    """A single run's folder as `run` writes it: no job number in its name, hydra.job.num '???'."""
+    run = root / name
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (run / ".hydra" / "config.yaml").write_text(f"seed: {seed}\nmetric:\n  monitor: chi2\n  mode: min\n")
+    (run / ".hydra" / "hydra.yaml").write_text("hydra:\n  job:\n    num: ???\n")
+    (run / "metrics.json").write_text(json.dumps({"monitor": "val/chi2", "metrics": {"chi2": value}}))
+    return run
+
+
+def test_report_on_a_run_several_runs_and_a_date_folder(tmp_path, capsys):
+    day = tmp_path / "outputs" / "2026-12-02"
+    a = single_run(day, "10-00-00-000001_wgan_gp_tpc", ["model.latent_dim=8", "seed=1"], 1, 400.0)
+    b = single_run(day, "10-05-00-000001_wgan_gp_tpc", ["model.latent_dim=8", "seed=2"], 2, 500.0)
+    single_run(day, "11-00-00-000001_wgan_gp_tpc", ["model.latent_dim=16"], 1, 300.0)
+    assert main([str(a), "--no-plots"]) == 0
+    assert "400" in capsys.readouterr().out and (a / "report.md").exists()
+    rep = build_report([a, b])
+    assert [len(r.jobs) for r in rep.rows] == [2] and rep.root == day.resolve()
+    assert mean_std(rep.rows[0].values("chi2").values()) == pytest.approx((450.0, 70.7107), rel=1e-4)
+    rep = build_report(day)  # the date folder: runs that differ in their overrides are grouped as a sweep
+    assert rep.swept == ["model.latent_dim"] and [len(r.jobs) for r in rep.rows] == [2, 1]
+    assert main([str(day)]) == 0
+    assert (day / "chi2_vs_model.latent_dim.png").exists()

@@ -14,27 +14,15 @@ from gentwin.callbacks import tensorboard
 from gentwin.plots_images import beta_curve, reconstruction_grid, tile
 
 
-@torch.no_grad()
-def reconstruct(model, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-    """A VAE's reconstruction of ``x`` (model space) from the posterior mean, in model space."""
-    mean, _ = model.encoder(x, c).chunk(2, dim=1)
-    x_hat = model.decoder(model._cat(mean, c))
-    return torch.sigmoid(x_hat) if getattr(model, "reconstruction", None) == "bce" else x_hat
-
-
-def _is_vae(model) -> bool:
-    return all(hasattr(model, k) for k in ("encoder", "decoder", "beta"))
-
-
 class ImageProgress(L.Callback):
-    """Logs ``train/samples_fixed_noise`` every ``every_n_steps`` steps (and at step 0).
+    """Logs ``train/samples_fixed_noise`` every ``every_n_steps`` steps, at step 0 and at the end of training.
 
     The grid is sampled with the same noise each time (a fixed seed in a forked RNG, so training's
     own random stream is untouched): the latent vectors are fixed and the grids show how the map
-    from them changes. For VAEs it also logs ``train/reconstructions`` of fixed held-out images
-    (rows of originals over reconstructions from the posterior mean) and, once, the figure
-    ``train/beta_schedule`` of the KL weight over the planned epochs (its value per step is the
-    scalar ``train/beta``).
+    from them changes. For models that reconstruct (VAEs) it also logs ``train/reconstructions`` of
+    fixed held-out images (rows of originals over reconstructions), and for models with a KL weight
+    schedule ``beta``, once, the figure ``train/beta_schedule`` of it over the planned epochs (its
+    value per step is the scalar ``train/beta``).
 
     Args:
         every_n_steps: Steps between grids.
@@ -47,15 +35,17 @@ class ImageProgress(L.Callback):
             raise ValueError(f"every_n_steps and n must be >= 1, got {every_n_steps} and {n}")
         self.every_n_steps, self.n, self.seed = every_n_steps, n, seed
         self.nrow = max(1, int(np.ceil(np.sqrt(n))))
+        self.logged_step = 0
 
     def on_train_start(self, trainer, pl_module):
         writer = tensorboard(trainer)
         if writer is None or not trainer.is_global_zero:
             return
-        if _is_vae(pl_module) and trainer.max_epochs and trainer.max_epochs > 0:
+        beta = pl_module.schedules().get("beta")
+        if beta is not None and trainer.max_epochs and trainer.max_epochs > 0:
             import matplotlib.pyplot as plt
 
-            fig = beta_curve(pl_module.beta, trainer.max_epochs)
+            fig = beta_curve(beta, trainer.max_epochs)
             writer.add_figure("train/beta_schedule", fig, global_step=trainer.global_step)
             plt.close(fig)
         self._log(trainer, pl_module, writer)
@@ -65,6 +55,13 @@ class ImageProgress(L.Callback):
             writer = tensorboard(trainer)
             if writer is not None:
                 self._log(trainer, pl_module, writer)
+                self.logged_step = trainer.global_step
+
+    def on_train_end(self, trainer, pl_module):
+        # The trained model's grids too, whatever the interval (a short run would show only step 0).
+        writer = tensorboard(trainer)
+        if writer is not None and trainer.is_global_zero and self.logged_step != trainer.global_step:
+            self._log(trainer, pl_module, writer)
 
     def _log(self, trainer, pl_module, writer) -> None:
         device = pl_module.device
@@ -75,16 +72,11 @@ class ImageProgress(L.Callback):
         step = trainer.global_step
         writer.add_image("train/samples_fixed_noise", tile(fake, nrow=self.nrow), step, dataformats="HWC")
         dm = trainer.datamodule
-        if not _is_vae(pl_module) or dm is None or getattr(dm, "x_val", None) is None:
+        if not pl_module.can_reconstruct or dm is None or getattr(dm, "x_val", None) is None:
             return
         k = min(self.n // 2, len(dm.x_val))
-        x = dm.x_val[:k].to(device)
+        x = torch.as_tensor(dm.x_raw_val[:k], dtype=torch.float32, device=device)
         c = None if dm.c_val is None else dm.c_val[:k].to(device)
-        was_training = pl_module.training
-        pl_module.eval()
-        x_hat = reconstruct(pl_module, x, c)
-        pl_module.train(was_training)
-        to_data = pl_module.transform.inverse
-        with torch.no_grad():
-            grid = reconstruction_grid(to_data(x).cpu().numpy(), to_data(x_hat).float().cpu().numpy(), self.nrow)
+        x_hat = pl_module.reconstruct(x, c)
+        grid = reconstruction_grid(x.cpu().numpy(), x_hat.float().cpu().numpy(), self.nrow)
         writer.add_image("train/reconstructions", grid, step, dataformats="HWC")

@@ -46,6 +46,10 @@ class ConditionsError(DataError):
     """An unreadable conditions file given to ``sample`` (exit 3)."""
 
 
+class ExportError(GentwinError):
+    """A model that cannot be exported in the requested format (exit 1); the message says why."""
+
+
 class Diverged(GentwinError, RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept (exit 4)."""
 

@@ -42,19 +42,18 @@ def evaluate(model, dm, entries: dict, figures: bool = True, seed: int | None = 
     t0 = time.perf_counter()
     fake = model.sample(len(real), c).cpu().numpy()
     rate = len(real) / max(time.perf_counter() - t0, 1e-9)
-    if not hasattr(dm, "_real_properties"):
-        dm._real_properties = dm.properties(real, c_raw)
+    real_props = dm.real_properties()
     # Non-finite samples (a diverging flow, an overflowing inverse transform) are counted in
     # finite_fraction and left out of the comparison, so one bad sample does not blank a validation.
     finite = np.isfinite(fake.reshape(len(fake), -1)).all(axis=1)
     keep = slice(None) if finite.all() else finite
     c_kept = None if c_raw is None else c_raw[keep]
-    real_props = dm._real_properties if finite.all() else \
-        {k: np.asarray(v)[finite] for k, v in dm._real_properties.items()}
+    if not finite.all():
+        real_props = {k: np.asarray(v)[finite] for k, v in real_props.items()}
     metrics = {}
     if finite.sum() >= 2:
         metrics = run_metrics(entries, real_props, dm.properties(fake[keep], c_kept), dm.conditions(c_kept))
-    if hasattr(model, "log_prob"):  # flows exactly, VAEs through the ELBO bound: nats per sample
+    if model.has_likelihood:  # flows exactly, VAEs through the ELBO bound: nats per sample
         with torch.no_grad():
             x = torch.as_tensor(real, dtype=torch.float32, device=model.device)
             lp = model.log_prob(x, None if c is None else c.to(model.device))

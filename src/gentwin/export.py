@@ -8,8 +8,10 @@ Usage::
 (The console script is ``export-model``: ``export`` is a shell builtin, which bash, zsh and sh run
 instead of any program of that name.)
 
-The exported module maps noise (and conditions) to samples in data units: the generator, then the
-inverse of the data transform fitted in training. Its inputs, batch-first with a free batch size:
+The exported module is the model's ``export_module()`` (``gentwin.models.base.Sampler``), the map
+``sample`` runs: noise (and conditions) to samples in data units, the generator (a GAN's averaged
+one when ``model.ema`` is set), then the inverse of the data transform fitted in training. Its
+inputs, batch-first with a free batch size:
 
 * ``z`` ``(B, latent_dim)``: standard normal noise (GAN, VAE: the latent; flows: the base noise,
   mapped through the inverse flow);
@@ -38,91 +40,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-EXIT_USAGE, EXIT_FAILED = 2, 1
+from gentwin.errors import EXIT_OK, CheckpointError, ExportError
+
+if TYPE_CHECKING:
+    from gentwin.models.base import Sampler
+
 # The check: max |exported - torch| / max(|torch|, 1) over a batch (outputs are in data units, which
 # can be large, e.g. TPC amplitudes).
 TOLERANCE = 1e-5
 MAX_ONNX_PASSES = 128
-
-
-class ExportError(ValueError):
-    """A model that cannot be exported in the requested format (exit 1); the message says why."""
-
-
-class Sampler(nn.Module):
-    """``(z[, c][, eps]) -> x`` in data space: a model's generator and its inverse transform.
-
-    The families keep their noise-to-sample maps inside ``generate`` (which also draws the noise),
-    so this wrapper knows the three of them: GAN (``generator``), VAE (``decoder``), Flow (``flow``).
-    It holds those parts, not the LightningModule (whose trainer properties tracing would touch).
-
-    Args:
-        model: A trained ``GenerativeModel``.
-    """
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        from gentwin.models.flow import Flow
-        from gentwin.models.gan import GAN
-        from gentwin.models.vae import VAE
-
-        self.shape, self.cond_dim = tuple(model.shape), int(model.cond_dim)
-        self.transform = model.transform
-        self.decoder_noise = self.bce = False
-        if isinstance(model, GAN):
-            self.family, self.latent_dim, self.net = "gan", int(model.latent_dim), model.generator
-        elif isinstance(model, VAE):
-            self.family, self.latent_dim, self.net = "vae", int(model.latent_dim), model.decoder
-            self.bce = model.reconstruction == "bce"
-            self.decoder_noise = model.reconstruction == "gaussian" and bool(model.decoder_noise)
-            if self.decoder_noise:
-                self.register_buffer("sigma", model.log_sigma.detach().exp())
-        elif isinstance(model, Flow):
-            self.family, self.latent_dim, self.net = "flow", math.prod(self.shape), model.flow
-        else:
-            raise TypeError(f"cannot export {type(model).__name__}: not a GAN, VAE or Flow")
-        self.eval()
-
-    @property
-    def sequential_passes(self) -> int:
-        """Network passes the inverse runs one after another (MAF: ``features`` per transform)."""
-        return sum(int(getattr(m, "passes", 0)) for m in self.net.modules()) if self.family == "flow" else 1
-
-    @property
-    def input_names(self) -> list[str]:
-        return ["z"] + (["c"] if self.cond_dim else []) + (["eps"] if self.decoder_noise else [])
-
-    def input_shapes(self) -> dict[str, list]:
-        shapes = {"z": ["B", self.latent_dim], "c": ["B", self.cond_dim], "eps": ["B", *self.shape]}
-        return {k: shapes[k] for k in self.input_names}
-
-    def example_inputs(self, n: int = 4, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
-        """Random inputs of batch ``n`` (conditions standard normal: only a shape check)."""
-        out = [torch.randn(n, self.latent_dim, generator=generator)]
-        if self.cond_dim:
-            out.append(torch.randn(n, self.cond_dim, generator=generator))
-        if self.decoder_noise:
-            out.append(torch.randn(n, *self.shape, generator=generator))
-        return tuple(out)
-
-    def forward(self, z: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-        c = rest[0] if self.cond_dim else None
-        if self.family == "flow":
-            y = self.net(c).transform.inv(z)
-        else:
-            y = self.net(z if c is None else torch.cat([z, c], dim=1))
-            if self.bce:
-                y = torch.sigmoid(y)
-            elif self.decoder_noise:
-                y = y + rest[-1] * self.sigma
-        return self.transform.inverse(y.reshape(z.shape[0], *self.shape))
 
 
 def _load(path: str | Path):
@@ -141,6 +74,11 @@ def export_onnx(sampler: Sampler, out: Path) -> None:
             f"this flow's inverse runs {sampler.sequential_passes} sequential network passes (MAF: one per "
             f"feature and transform), which torch's ONNX exporter unrolls and does not finish in minutes "
             f"(limit {MAX_ONNX_PASSES}); export it with --format torchscript")
+    import logging
+
+    # The exporter logs a line per torchvision operator it cannot register when torchvision is absent
+    # (it is not needed: the samplers use none of them).
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     args = sampler.example_inputs(4)
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings(), torch.no_grad():
@@ -218,7 +156,7 @@ def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = N
     if fmt not in ("onnx", "torchscript"):
         raise ValueError(f"--format must be onnx or torchscript, got {fmt!r}")
     model = model if model is not None else _load(checkpoint)
-    sampler = Sampler(model)
+    sampler = model.eval().export_module()
     out = Path(out) if out else Path(checkpoint).with_suffix(".onnx" if fmt == "onnx" else ".pt")
     out.parent.mkdir(parents=True, exist_ok=True)
     (export_onnx if fmt == "onnx" else export_torchscript)(sampler, out)
@@ -237,34 +175,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output file (default: beside the checkpoint)")
     parser.add_argument("--no-check", action="store_true", help="skip running the file against torch")
     args = parser.parse_args(argv)
-    from gentwin.checkpoint import CheckpointError
-
     torch.set_num_threads(1)
     try:
         model = _load(args.checkpoint)
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return e.exit_code
     except Exception as e:  # torch.load on an arbitrary file raises more than CheckpointError names
         print(f"error: {args.checkpoint}: not a gentwin checkpoint ({type(e).__name__} while reading it)",
               file=sys.stderr)
-        return EXIT_USAGE
+        return CheckpointError.exit_code
     try:
         out, diff = export(args.checkpoint, args.format, args.out, verify=not args.no_check, model=model)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        return e.exit_code
     except ImportError as e:
         print(f"error: {e.name or e} is needed for --format {args.format}: pip install 'gentwin[export]'",
               file=sys.stderr)
-        return EXIT_FAILED
+        return ExportError.exit_code
     if diff is not None and diff[1] > TOLERANCE:
         print(f"error: {out} differs from the torch model by {diff[1]:.3g} (relative; > {TOLERANCE})",
               file=sys.stderr)
-        return EXIT_FAILED
+        return ExportError.exit_code
     note = "" if diff is None else f" (vs torch: max abs diff {diff[0]:.2g}, relative {diff[1]:.2g})"
     print(f"wrote {out} and {out}.json{note}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

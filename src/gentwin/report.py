@@ -3,12 +3,13 @@
 Usage::
 
     report <sweep folder> [--metrics a,b] [--out DIR]
+    report <run folder> [<run folder> ...]      report outputs/<date>
 
-The jobs of a sweep (folders holding ``.hydra/``, at any depth) are grouped by their overrides other
-than ``seed``; each group is one row: every seed's final value (``metrics.json``), the mean and the
-standard deviation, as Malchenko et al.'s (2022, TPC fast simulation) Tables 1-8. The standard deviation is the sample
-one (``ddof=1``):
-Malchenko et al. 2022 Table 1 (latent 32: 459.5, 408.9, 452.6) gives 27.44 with ``ddof=1`` and 22.40 with
+The runs (folders holding ``.hydra/``, at any depth below the folders given) are grouped by their
+overrides other than ``seed``, as the jobs of a sweep are; each group is one row: every seed's final
+value (``metrics.json``), the mean and the standard deviation, as Malchenko et al.'s (2022, TPC fast
+simulation) Tables 1-8. The standard deviation is the sample one (``ddof=1``): Malchenko et al. 2022
+Table 1 (latent 32: 459.5, 408.9, 452.6) gives 27.44 with ``ddof=1`` and 22.40 with
 ``ddof=0``; the report prints 27.43 (its other rows agree with ``ddof=1`` as well). With several
 swept keys a row is one combination.
 
@@ -33,6 +34,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -111,9 +113,10 @@ def read_job(path: Path) -> Job:
     m = re.match(r"(\d+)_", path.name)
     if m:
         num = int(m.group(1))
-    else:
+    else:  # a single run's hydra.job.num is "???": such runs are ordered by folder (their time)
         hydra = _read_yaml(path / ".hydra" / "hydra.yaml") or {}
-        num = int(((hydra.get("hydra") or {}).get("job") or {}).get("num") or 0)
+        num = str(((hydra.get("hydra") or {}).get("job") or {}).get("num", ""))
+        num = int(num) if num.isdigit() else 0
     seed = config.get("seed", overrides.get("seed"))
     seed = int(seed) if isinstance(seed, int | str) and str(seed).lstrip("-").isdigit() else None
     mode = (config.get("metric") or {}).get("mode") if isinstance(config.get("metric"), dict) else None
@@ -135,9 +138,9 @@ def read_job(path: Path) -> Job:
     return job
 
 
-def find_jobs(root: Path) -> list[Job]:
-    """Every run folder below ``root`` (``root`` itself included), ordered by job number."""
-    folders = sorted({p.parent for p in root.glob("**/.hydra") if p.is_dir()})
+def find_jobs(roots: list[Path]) -> list[Job]:
+    """Every run folder below the ``roots`` (a root itself included), ordered by job number and folder."""
+    folders = sorted({p.parent for root in roots for p in root.glob("**/.hydra") if p.is_dir()})
     jobs = [read_job(f) for f in folders]
     return sorted(jobs, key=lambda j: (j.num, str(j.path)))
 
@@ -181,18 +184,21 @@ def _canonical(name: str) -> str:
     return name
 
 
-def build_report(root: str | Path, metrics: list[str] | None = None) -> Report:
-    """Reads the sweep folder ``root`` and chooses the metric columns.
+def build_report(roots: str | Path | list, metrics: list[str] | None = None) -> Report:
+    """Reads the runs below ``roots`` (a sweep folder, a date folder, run folders) and chooses the
+    metric columns. ``Report.root`` is the deepest folder holding them all.
 
     Raises:
-        UsageError: no run folder below ``root``, or a requested metric that no job recorded.
+        UsageError: no run folder below the roots, or a requested metric that no job recorded.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise UsageError(f"{root}: no such folder")
-    jobs = find_jobs(root)
+    roots = [Path(r) for r in (roots if isinstance(roots, list | tuple) else [roots])]
+    for r in roots:
+        if not r.is_dir():
+            raise UsageError(f"{r}: no such folder")
+    root = Path(os.path.commonpath([r.resolve() for r in roots])) if len(roots) > 1 else roots[0]
+    jobs = find_jobs(roots)
     if not jobs:
-        raise UsageError(f"{root}: no runs here (a sweep folder holds job folders with a .hydra/ folder)")
+        raise UsageError(f"{', '.join(map(str, roots))}: no runs here (a run folder holds a .hydra/ folder)")
     rows, swept, common = group(jobs)
     done = [j for j in jobs if j.status == "ok"]
     monitors = [j.monitor for j in done if j.monitor]
@@ -307,30 +313,40 @@ def plot_metric(rep: Report, metric: str, out: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     x_key = rep.swept[0]
-    lines: dict[str, list[tuple[str, float, float]]] = {}
+    lines: dict[str, list[tuple[str, float, float, list[float]]]] = {}
     for row in rep.rows:
         keyd = dict(row.key)
         rest = ", ".join(f"{k}={v}" for k, v in row.key if k != x_key)
-        mean, std = mean_std(row.values(metric).values())
-        lines.setdefault(rest, []).append((keyd[x_key], mean, std))
-    xs_all = list(dict.fromkeys(x for pts in lines.values() for x, _, _ in pts))
+        values = list(row.values(metric).values())
+        mean, std = mean_std(values)
+        lines.setdefault(rest, []).append((keyd[x_key], mean, std, values))
+    xs_all = list(dict.fromkeys(x for pts in lines.values() for x, *_ in pts))
     numeric = _numeric(xs_all)
     pos = dict(zip(xs_all, numeric if numeric else range(len(xs_all)), strict=True))
     fig, ax = plt.subplots(figsize=(6, 4))
-    for rest, pts in lines.items():
+    for k, (rest, pts) in enumerate(lines.items()):
         pts = sorted(pts, key=lambda p: pos[p[0]])
-        ax.errorbar([pos[p[0]] for p in pts], [p[1] for p in pts], yerr=[0 if math.isnan(p[2]) else p[2] for p in pts],
-                    marker="o", capsize=4, label=rest or None)
+        bar = ax.errorbar([pos[p[0]] for p in pts], [p[1] for p in pts],
+                          yerr=[0 if math.isnan(p[2]) else p[2] for p in pts], marker="o", capsize=4,
+                          label=f"{rest + ': ' if rest else ''}mean ± std")
+        # Each seed's value beside its mean, nudged sideways so that the points do not hide the bar.
+        step = (np.diff(sorted(pos.values())).min() if len(pos) > 1 else 1.0) * 0.06
+        xs = [pos[p[0]] * (1 + 0.04 * (k + 1)) if _log_scale(numeric or []) else pos[p[0]] + step * (k + 1)
+              for p in pts for _ in p[3]]
+        ax.scatter(xs, [v for p in pts for v in p[3]], s=12, color=bar.lines[0].get_color(), alpha=0.6,
+                   marker="x", label="each seed" if k == 0 else None)
     if not numeric:
         ax.set_xticks(range(len(xs_all)), xs_all, rotation=30, ha="right")
     elif _log_scale(numeric):
         ax.set_xscale("log")
+        ax.set_xticks(numeric, [f"{v:g}" for v in numeric])
+    elif all(float(v).is_integer() for v in numeric):  # integer parameters get integer ticks
+        ax.set_xticks(sorted(set(numeric)), [f"{v:g}" for v in sorted(set(numeric))])
     if _log_scale([p[1] for pts in lines.values() for p in pts]):
         ax.set_yscale("log")
     ax.set_xlabel(x_key)
     ax.set_ylabel(f"{metric} (mean ± std over seeds)")
-    if any(lines):
-        ax.legend(fontsize=7)
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = out / f"{_slug(metric)}_vs_{_slug(x_key)}.png"
@@ -420,14 +436,16 @@ def write_report(rep: Report, out: str | Path | None = None, plots: bool = True)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", help="a sweep folder (outputs/multirun/<date>/<time>_<name>)")
+    parser.add_argument("folders", nargs="+", help="run folders, a sweep folder "
+                        "(outputs/multirun/<date>/<time>_<name>) or a folder of runs (outputs/<date>)")
     parser.add_argument("--metrics", default=None, help="comma-separated metric names (default: the monitor, "
                                                           + ", ".join(DEFAULT_EXTRA) + ")")
-    parser.add_argument("--out", default=None, help="folder for report.md, report.csv and plots (default: the sweep)")
+    parser.add_argument("--out", default=None, help="folder for report.md, report.csv and plots (default: the "
+                        "folder, or the deepest folder holding all the runs given)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     args = parser.parse_args(argv)
     try:
-        rep = build_report(args.folder, [m for m in (args.metrics or "").split(",") if m] or None)
+        rep = build_report(args.folders, [m for m in (args.metrics or "").split(",") if m] or None)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

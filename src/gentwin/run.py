@@ -36,7 +36,9 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     for pattern in (".*does not have many workers.*", ".*Checkpoint directory.*exists and is not empty.*",
                     ".*GPU available but not used.*", ".*`isinstance.*LeafSpec.*",
-                    ".*is an invalid version and will not be supported.*", ".*The number of training batches.*"):
+                    ".*is an invalid version and will not be supported.*", ".*The number of training batches.*",
+                    # CosineToBudget computes the rate from the budget's progress, not from a step count
+                    ".*Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`.*"):
         warnings.filterwarnings("ignore", message=pattern)
 
 
@@ -205,10 +207,12 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     logger.finalize("success")
 
     np.savez_compressed(out_dir / "samples.npz", x=fake, **({} if c is None else {"c": c}))
+    for suffix, write in list(dm.writers().items())[:1]:  # e.g. leaves: samples.geojson, the geometry
+        print(write(fake, out_dir / f"samples{suffix}"))
     summary = {"monitor": monitor, "best_checkpoint": best or None, "best_epoch": best_epoch,
                "final_weights": final, "metrics": metrics}
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    text = dm.summary(dm._real_properties, dm.properties(fake, c))
+    text = dm.summary(dm.real_properties(), dm.properties(fake, c))
     if text:
         print(text)
     return metrics

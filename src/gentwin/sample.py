@@ -5,6 +5,10 @@ Usage::
     sample <checkpoint.ckpt> out=<file.npz> [n=N] [conditions=<file.npz|file.csv>] [from_dataset=true]
            [seed=0] [threads=N] [batch_size=65536]
 
+``out`` may also name a format of the model's domain: leaves are post-processed into geometry and
+written as GeoJSON (``out=leaves.geojson``) or WKT (``.wkt``), the valid ones, with a line saying how
+many were valid and why the others failed; ``dataset.geometry=<file>`` reads such a file back.
+
 Conditional models need conditions, one row per sample:
 
 * ``conditions=<file.csv>``: a header row naming the columns, in data units (TPC: ``crossing_angle,
@@ -171,8 +175,6 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
     if "out" not in args:
         raise UsageError("give the output file: out=<file.npz>")
     out = Path(args["out"])
-    if out.suffix != ".npz":
-        raise UsageError(f"out={out}: the output is an .npz file")
     if not out.parent.is_dir():
         raise UsageError(f"out={out}: no such folder {out.parent}")
     n = _int(args, "n", None)
@@ -190,6 +192,11 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
     info = model.build_info
     cond_names = list(info.get("cond_names") or [])
     c = dm = None
+    if out.suffix != ".npz":  # a format of the model's domain (leaves: .geojson, .wkt)
+        dm = safe_instantiate(info["dataset"], checkpoint, "dataset") if info.get("dataset") else None
+        formats = [".npz", *(dm.writers() if dm is not None else {})]
+        if out.suffix not in formats:
+            raise UsageError(f"out={out}: this model's samples are written as {', '.join(formats)}")
     if model.cond_dim == 0:
         if "conditions" in args or from_dataset:
             raise UsageError(f"{checkpoint}: the model is unconditional; drop conditions= / from_dataset=")
@@ -199,7 +206,8 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
         if ("conditions" in args) == from_dataset:
             raise UsageError(f"{checkpoint}: the model is conditional on {cond_names}: give either "
                              f"conditions=<file.csv|file.npz> or from_dataset=true")
-        dm = safe_instantiate(info["dataset"], checkpoint, "dataset") if info.get("dataset") else None
+        if dm is None and info.get("dataset"):
+            dm = safe_instantiate(info["dataset"], checkpoint, "dataset")
         if from_dataset:
             if dm is None:
                 raise ConditionsError(f"{checkpoint}: no dataset config saved; give conditions=<file>")
@@ -222,6 +230,8 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
         arrays.update(c=c.astype(np.float32), cond_names=np.array(cond_names))
         if dm is not None:
             arrays.update({f"cond_{k}": v for k, v in (dm.conditions(c) or {}).items()})
+    if out.suffix != ".npz":
+        return f"generated {n} samples ({rate:,.0f} samples/s); " + dm.writers()[out.suffix](arrays["x"], out)
     write_npz(out, **arrays)
     what = "" if c is None else f" for {n} condition rows"
     return f"wrote {n} samples of shape {tuple(model.shape)}{what} to {out} ({rate:,.0f} samples/s)"

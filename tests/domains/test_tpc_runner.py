@@ -39,7 +39,7 @@ def test_conditional_model_trains_and_samples_for_conditions(model, extra):
     assert metrics["finite_fraction"] == 1.0
     assert np.isfinite(metrics["chi2"]) and metrics["chi2"] > 0 and "chi2/chi2_amp" in metrics
     assert 0 <= metrics["classifier/auc"] <= 1 and np.isfinite(metrics["fpd"])
-    if hasattr(net, "log_prob"):  # data-space density: the LogScale Jacobian included
+    if net.has_likelihood:  # data-space density: the LogScale Jacobian included
         lp = net.log_prob(torch.as_tensor(dm.x_raw_val[:7]), dm.c_val[:7])
         assert lp.shape == (7,) and torch.isfinite(lp).all()
 
@@ -109,7 +109,7 @@ def test_figures_and_summary():
     metrics, figs, (fake, c) = evaluate(net, dm, entries, figures=True, seed=0)
     assert set(figs) == {"profiles", "responses"}
     assert len(figs["profiles"].axes) == 5 * len(PROPERTY_NAMES)
-    text = dm.summary(dm._real_properties, dm.properties(fake, c))
+    text = dm.summary(dm.real_properties(), dm.properties(fake, c))
     assert "chi2" in text and "largest terms" in text and "outside the window" in text
 
 

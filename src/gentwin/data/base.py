@@ -79,7 +79,8 @@ class ArrayDataModule(L.LightningDataModule):
         ``cond_names``: names of the condition columns;
       * ``transform``: an invertible ``nn.Module`` fitted on the training split (data -> model space);
       * ``x_train, c_train, x_val, c_val``: tensors in model space (conditions as given);
-      * ``properties(x, c)`` and ``figures(...)`` for evaluation, in data space.
+      * ``properties(x, c)`` and ``figures(...)`` for evaluation, in data space;
+        ``real_properties()``: those of the held-out samples evaluation compares with, computed once.
 
     Args:
         n: Number of samples to build (simulators) or ``None`` (files: all).
@@ -112,6 +113,7 @@ class ArrayDataModule(L.LightningDataModule):
         self.batches_per_step = 1
         self.cond_names: list[str] = []
         self._built = False
+        self._real_properties: dict[str, np.ndarray] | None = None
 
     # -- to implement -------------------------------------------------------------------------
     def build(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
@@ -134,6 +136,12 @@ class ArrayDataModule(L.LightningDataModule):
         from gentwin.metrics.moments import format_moment_table
 
         return format_moment_table(real, fake)
+
+    def writers(self) -> dict:
+        """Output formats of this domain besides ``.npz``: ``{suffix: write(samples, path) -> summary line}``,
+        ``samples`` in data units (e.g. leaves: ``.geojson`` and ``.wkt`` geometry). ``sample out=<file>``
+        picks one by the file's suffix; ``run`` writes ``samples<suffix>`` with the first."""
+        return {}
 
     def callbacks(self) -> list:
         """Lightning callbacks the run adds for this dataset (e.g. image grids); default none."""
@@ -197,6 +205,17 @@ class ArrayDataModule(L.LightningDataModule):
     def eval_slice(self) -> slice:
         n = len(self.x_val) if self.n_eval is None else min(self.n_eval, len(self.x_val))
         return slice(0, n)
+
+    def real_properties(self) -> dict[str, np.ndarray]:
+        """``properties`` of the held-out samples that evaluation compares with (``eval_slice``).
+
+        Computed at the first call and kept: the held-out split does not change after ``setup``.
+        """
+        if self._real_properties is None:
+            sl = self.eval_slice()
+            self._real_properties = self.properties(self.x_raw_val[sl],
+                                                    None if self.c_raw_val is None else self.c_raw_val[sl])
+        return self._real_properties
 
     def describe(self) -> str:
         return (f"{type(self).__name__}: shape {self.shape}, cond_dim {self.cond_dim}, "

@@ -91,9 +91,7 @@ class ImageDataModule(ArrayDataModule):
         from gentwin.plots_images import property_histograms, sample_comparison
 
         fake_props = self.properties(fake)
-        real_props = getattr(self, "_real_properties", None)
-        if real_props is None:
-            real_props = self.image_properties(real)
+        real_props = self.real_properties()
         return {"samples": sample_comparison(real, fake),
                 "properties": property_histograms(real_props, fake_props, units=self.property_units)}
 

@@ -1,4 +1,4 @@
-"""The thin base every family shares: data-space ``sample``, optimizer wiring, safe stepping.
+"""The thin base every family shares: the family contract, optimizer wiring, safe stepping.
 
 All families use manual optimization: one ``training_step`` per generator iteration over batches
 pre-sliced from memory, stepping the torch optimizers directly. This keeps Lightning within a few
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import contextmanager
 
 import lightning as L
 import numpy as np
@@ -45,8 +46,93 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def concat(z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """``z`` with the conditions ``c`` appended as columns (``z`` itself when unconditional)."""
+    return z if c is None else torch.cat([z, c], dim=1)
+
+
+class Sampler(nn.Module):
+    """A family's map from standard-normal noise (and conditions) to samples in data units.
+
+    ``sample`` draws the noise and runs this map; ``export-model`` writes it with the noise as inputs.
+    Inputs, batch-first: ``z`` ``(B, latent_dim)``; ``c`` ``(B, cond_dim)``, only for conditional
+    models; ``eps`` ``(B, *shape)``, only when ``eps`` is set (a VAE's decoder noise). Output
+    ``(B, *shape)``. A family's subclass implements ``to_model_space``; the sampler holds the parts it
+    runs (networks, transform), not the LightningModule, whose trainer properties tracing would touch.
+
+    Args:
+        model: The ``GenerativeModel`` whose shape, condition width and transform it takes.
+        latent_dim: Width of ``z``.
+        eps: Whether the map takes the input ``eps``.
+    """
+
+    family = ""
+
+    def __init__(self, model: GenerativeModel, latent_dim: int, eps: bool = False):
+        super().__init__()
+        self.shape, self.cond_dim, self.latent_dim, self.eps = model.shape, model.cond_dim, int(latent_dim), eps
+        self.transform = model.transform
+
+    def to_model_space(self, z: torch.Tensor, c: torch.Tensor | None = None,
+                       eps: torch.Tensor | None = None) -> torch.Tensor:
+        """The samples of noise ``z`` (and ``eps``) for conditions ``c`` in model space, ``(B, *shape)``."""
+        raise NotImplementedError
+
+    def forward(self, z: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        """``(z[, c][, eps]) -> x`` in data units."""
+        c = rest[0] if self.cond_dim else None
+        eps = rest[-1] if self.eps else None
+        return self.transform.inverse(self.to_model_space(z, c, eps))
+
+    def draw(self, n: int, c: torch.Tensor | None = None, device=None) -> torch.Tensor:
+        """``n`` samples in model space from fresh noise (``z``, then ``eps``) drawn on ``device``."""
+        z, *eps = self.noise(n, device)
+        return self.to_model_space(z, c, eps[0] if eps else None)
+
+    def noise(self, n: int, device=None, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """Standard-normal ``(z,)`` or ``(z, eps)`` of batch ``n``."""
+        z = torch.randn(n, self.latent_dim, device=device, generator=generator)
+        return (z, torch.randn(n, *self.shape, device=device, generator=generator)) if self.eps else (z,)
+
+    @property
+    def sequential_passes(self) -> int:
+        """Network passes the map runs one after another (the ONNX exporter unrolls them)."""
+        return 1
+
+    @property
+    def input_names(self) -> list[str]:
+        return ["z"] + (["c"] if self.cond_dim else []) + (["eps"] if self.eps else [])
+
+    def input_shapes(self) -> dict[str, list]:
+        shapes = {"z": ["B", self.latent_dim], "c": ["B", self.cond_dim], "eps": ["B", *self.shape]}
+        return {k: shapes[k] for k in self.input_names}
+
+    def example_inputs(self, n: int = 4, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """Random inputs of batch ``n`` in ``input_names`` order (conditions standard normal: only a shape check)."""
+        out = [torch.randn(n, self.latent_dim, generator=generator)]
+        if self.cond_dim:
+            out.append(torch.randn(n, self.cond_dim, generator=generator))
+        if self.eps:
+            out.append(torch.randn(n, *self.shape, generator=generator))
+        return tuple(out)
+
+
 class GenerativeModel(L.LightningModule):
     """Base of the GAN, VAE and Flow modules.
+
+    The family contract: what code outside ``gentwin.models`` may use, without asking which family a
+    model is. Everything is in data space (the transform is the family's business):
+
+    * ``sample(n, c)``: ``n`` samples, generated outside training;
+    * ``export_module()``: the ``Sampler`` that ``sample`` runs, ``(z[, c][, eps]) -> x``, with its noise
+      as inputs (what ``export-model`` writes; a GAN's averaged generator when ``model.ema`` is set);
+    * ``log_prob(x, c)``: ``log p(x | c)`` per sample, exact (flows) or a lower bound (VAEs: the ELBO),
+      only where ``has_likelihood``;
+    * ``reconstruct(x, c)``: ``x`` through encoder and decoder, only where ``can_reconstruct``;
+    * ``schedules()``: the loss-weight schedules ``epoch -> weight`` a family trains with, by name.
+
+    A family implements ``export_module`` (and ``training_step``); ``generate`` (model space) runs
+    the export module on fresh noise unless a family overrides it for training.
 
     Args:
         shape: One sample's shape in data space (from the datamodule).
@@ -64,28 +150,69 @@ class GenerativeModel(L.LightningModule):
         self.transform = transform if transform is not None else Identity()
         self.optimizer_factory = optimizer if optimizer is not None else torch.optim.Adam
         self.lr_schedule_factory = lr_schedule
-        self.batches_per_step = 1
         self.steps_per_epoch = 1
         self.build_info: dict = {}
         self._resume_rng: dict | None = None
 
     # -- the contract -------------------------------------------------------------------------
-    def generate(self, n: int, c: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` samples in model space, ``(n, *shape)``; ``c`` is ``(n, cond_dim)`` or ``None``."""
+    has_likelihood = False
+    can_reconstruct = False
+
+    def export_module(self) -> Sampler:
+        """The noise-to-sample map ``sample`` runs, ``(z[, c][, eps]) -> x`` in data units.
+
+        It shares the model's networks: run it with the model in evaluation mode (``model.eval()``),
+        as ``sample`` does, for batchnorm's running statistics.
+        """
         raise NotImplementedError
+
+    def generate(self, n: int, c: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` samples in model space, ``(n, *shape)``; ``c`` is ``(n, cond_dim)`` or ``None``.
+
+        The export module's map on fresh standard-normal noise.
+        """
+        return self.export_module().draw(n, c, self.device)
 
     @torch.no_grad()
     def sample(self, n: int, c: torch.Tensor | None = None, batch_size: int = 65_536) -> torch.Tensor:
         """``n`` samples in data space, ``(n, *shape)``, generated in chunks of ``batch_size``."""
+        out = []
+        with self._evaluating():
+            for i in range(0, n, batch_size):
+                m = min(batch_size, n - i)
+                ci = None if c is None else c[i : i + m].to(self.device)
+                out.append(self.transform.inverse(self.generate(m, ci)))
+        return torch.cat(out) if out else torch.empty(0, *self.shape)
+
+    def log_prob(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """``log p(x | c)`` of data-space ``x``, ``(B,)``: exact or a lower bound, as the family says.
+
+        Raises:
+            NotImplementedError: the family has no likelihood (``has_likelihood`` is false).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no likelihood")
+
+    def reconstruct(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Data-space ``x`` through the family's encoder and decoder, in data space, ``(B, *shape)``.
+
+        Raises:
+            NotImplementedError: the family is not an autoencoder (``can_reconstruct`` is false).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not reconstruct")
+
+    def schedules(self) -> dict:
+        """The loss-weight schedules ``epoch -> weight`` the family trains with, by name; default none."""
+        return {}
+
+    @contextmanager
+    def _evaluating(self):
+        """Evaluation mode (batchnorm statistics, averaged weights) inside, the previous mode after."""
         was_training = self.training
         self.eval()
-        out = []
-        for i in range(0, n, batch_size):
-            m = min(batch_size, n - i)
-            ci = None if c is None else c[i : i + m].to(self.device)
-            out.append(self.transform.inverse(self.generate(m, ci)))
-        self.train(was_training)
-        return torch.cat(out) if out else torch.empty(0, *self.shape)
+        try:
+            yield
+        finally:
+            self.train(was_training)
 
     # -- wiring ---------------------------------------------------------------------------------
     def param_groups(self) -> list[tuple[str, list[nn.Parameter], float | None]]:
@@ -162,7 +289,7 @@ class GenerativeModel(L.LightningModule):
     # -- evaluation -----------------------------------------------------------------------------
     def validation_step(self, batch, batch_idx):
         x, c = batch
-        if hasattr(self, "log_prob"):
+        if self.has_likelihood:
             with torch.no_grad():
                 nll = -self.log_prob(self.transform.inverse(x), c).mean()
             self.log("val/nll", nll, prog_bar=False, batch_size=len(x))
@@ -173,7 +300,3 @@ class GenerativeModel(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._resume_rng = checkpoint.get("rng")
-
-    @staticmethod
-    def _cat(z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        return z if c is None else torch.cat([z, c], dim=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gentwin.models.base import GenerativeModel
+from gentwin.models.base import GenerativeModel, Sampler
 
 
 class Flow(GenerativeModel):
@@ -15,6 +15,8 @@ class Flow(GenerativeModel):
             ``MAF``...). Samples are flattened to ``features = prod(shape)``.
         **kwargs: ``GenerativeModel`` arguments.
     """
+
+    has_likelihood = True
 
     def __init__(self, flow, **kwargs):
         super().__init__(**kwargs)
@@ -28,10 +30,8 @@ class Flow(GenerativeModel):
         y = self.transform(x)
         return self._dist(c).log_prob(y.flatten(1)) + self.transform.log_abs_det_jacobian(x)
 
-    def generate(self, n, c=None):
-        dist = self._dist(c)
-        y = dist.sample() if c is not None else dist.sample((n,))
-        return y.view(n, *self.shape)
+    def export_module(self) -> FlowSampler:
+        return FlowSampler(self)
 
     def training_step(self, batch, batch_idx):
         xs, cs = batch
@@ -39,3 +39,26 @@ class Flow(GenerativeModel):
         loss = -self._dist(c).log_prob(x.flatten(1)).mean()
         self.step(0, loss, "loss")
         self.log_step({"loss": loss.detach()})
+
+
+class FlowSampler(Sampler):
+    """``(z[, c]) -> x``: a flow's inverse transform for conditions ``c`` on the base noise ``z``
+    (standard normal, ``prod(shape)`` wide).
+
+    Args:
+        model: The Flow.
+    """
+
+    family = "flow"
+
+    def __init__(self, model: Flow):
+        super().__init__(model, math.prod(model.shape))
+        self.flow = model.flow
+
+    @property
+    def sequential_passes(self) -> int:
+        """MAF inverts feature by feature: ``passes`` per autoregressive transform."""
+        return sum(int(getattr(m, "passes", 0)) for m in self.flow.modules())
+
+    def to_model_space(self, z, c=None, eps=None):
+        return self.flow(c).transform.inv(z).reshape(z.shape[0], *self.shape)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from gentwin.models.base import GenerativeModel
+from gentwin.models.base import GenerativeModel, Sampler, concat
 
 
 class GAN(GenerativeModel):
@@ -19,8 +19,8 @@ class GAN(GenerativeModel):
         critic_steps: Critic updates per generator update (``n_critic``).
         critic_lr: Learning rate of the critic; ``None`` uses the optimizer's.
         ema: Decay of an exponential moving average of the generator weights, used for sampling
-            outside training (Yazici et al., "The Unusual Effectiveness of Averaging in GAN
-            Training", 2019); ``None`` samples with the trained weights.
+            outside training and in the export module (Yazici et al., "The Unusual Effectiveness of
+            Averaging in GAN Training", 2019); ``None`` samples with the trained weights.
         **kwargs: ``GenerativeModel`` arguments.
     """
 
@@ -31,16 +31,20 @@ class GAN(GenerativeModel):
         self.loss = loss
         self.generator = generator(in_features=latent_dim + self.cond_dim, out_shape=self.shape)
         self.critic = critic(in_shape=self.shape, cond_dim=self.cond_dim, out_features=loss.critic_out)
-        self.batches_per_step = critic_steps
         if ema is not None and not 0 < ema < 1:
             raise ValueError(f"model.ema must be in (0, 1) or null, got {ema}")
         self.generator_ema = None if ema is None else AveragedModel(
             self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
 
+    def export_module(self) -> GeneratorSampler:
+        """The averaged generator when ``model.ema`` is set, else the trained one."""
+        return GeneratorSampler(self, self.generator if self.generator_ema is None else self.generator_ema.module)
+
     def generate(self, n, c=None):
-        z = torch.randn(n, self.latent_dim, device=self.device)
-        net = self.generator_ema.module if self.generator_ema is not None and not self.training else self.generator
-        return net(self._cat(z, c))
+        if not self.training:
+            return super().generate(n, c)  # the export module
+        # Training samples from the generator it updates (inline: a sampler per call costs ~20 us).
+        return self.generator(concat(torch.randn(n, self.latent_dim, device=self.device), c))
 
     def critic_fn(self, x, c):
         out = self.critic(x, c)
@@ -69,3 +73,21 @@ class GAN(GenerativeModel):
             self.generator_ema.update_parameters(self.generator)
         self.log_step({"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                        **{k: v.detach() for k, v in logs.items()}})
+
+
+class GeneratorSampler(Sampler):
+    """``(z[, c]) -> x``: a GAN generator on the noise ``z`` with the conditions appended.
+
+    Args:
+        model: The GAN.
+        generator: The generator network to run (the trained or the averaged one).
+    """
+
+    family = "gan"
+
+    def __init__(self, model: GAN, generator: torch.nn.Module):
+        super().__init__(model, model.latent_dim)
+        self.generator = generator
+
+    def to_model_space(self, z, c=None, eps=None):
+        return self.generator(concat(z, c))

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from gentwin.losses.vae import gaussian_kl, reconstruction_nll
-from gentwin.models.base import GenerativeModel
+from gentwin.models.base import GenerativeModel, Sampler, concat
 from gentwin.schedules import Constant
 
 
@@ -28,6 +28,9 @@ class VAE(GenerativeModel):
         **kwargs: ``GenerativeModel`` arguments.
     """
 
+    has_likelihood = True
+    can_reconstruct = True
+
     def __init__(self, encoder, decoder, latent_dim: int = 8, beta=None, reconstruction: str = "gaussian",
                  decoder_noise: bool = True, **kwargs):
         super().__init__(**kwargs)
@@ -43,7 +46,7 @@ class VAE(GenerativeModel):
         """Per-sample reconstruction NLL and KL, ``(B,)`` each, for one reparameterized draw."""
         mean, log_var = self.encoder(x, c).chunk(2, dim=1)
         z = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
-        x_hat = self.decoder(self._cat(z, c))
+        x_hat = self.decoder(concat(z, c))
         if self.reconstruction == "gaussian":
             sq = ((x_hat - x) * (-self.log_sigma).exp()) ** 2 + 2 * self.log_sigma + math.log(2 * math.pi)
             rec = 0.5 * sq.flatten(1).sum(1)
@@ -56,14 +59,18 @@ class VAE(GenerativeModel):
         rec, kl = self.terms(self.transform(x), c)
         return -(rec + kl) + self.transform.log_abs_det_jacobian(x)
 
-    def generate(self, n, c=None):
-        z = torch.randn(n, self.latent_dim, device=self.device)
-        x_hat = self.decoder(self._cat(z, c))
-        if self.reconstruction == "bce":
-            return torch.sigmoid(x_hat)
-        if self.decoder_noise:
-            return x_hat + torch.randn_like(x_hat) * self.log_sigma.exp()
-        return x_hat
+    @torch.no_grad()
+    def reconstruct(self, x, c=None):
+        """``x`` (data space) decoded from its posterior mean, in data space, without decoder noise."""
+        with self._evaluating():
+            mean, _ = self.encoder(self.transform(x), c).chunk(2, dim=1)
+            return self.transform.inverse(DecoderSampler(self, noise=False).to_model_space(mean, c))
+
+    def export_module(self) -> DecoderSampler:
+        return DecoderSampler(self, noise=self.reconstruction == "gaussian" and self.decoder_noise)
+
+    def schedules(self):
+        return {"beta": self.beta}
 
     def training_step(self, batch, batch_idx):
         xs, cs = batch
@@ -74,3 +81,29 @@ class VAE(GenerativeModel):
         self.step(0, loss, "loss")
         self.log_step({"loss": loss.detach(), "reconstruction": rec.mean().detach(),
                        "kl": kl.mean().detach(), "beta": torch.tensor(beta)})
+
+
+class DecoderSampler(Sampler):
+    """``(z[, c][, eps]) -> x``: a VAE decoder on the latent ``z`` with the conditions appended.
+
+    BCE reconstruction gives the sigmoid of the decoder's logits; with ``noise``, ``eps`` scaled by
+    the learned per-feature sigma is added to the decoder mean.
+
+    Args:
+        model: The VAE.
+        noise: Whether to add decoder noise (the input ``eps``).
+    """
+
+    family = "vae"
+
+    def __init__(self, model: VAE, noise: bool):
+        super().__init__(model, model.latent_dim, eps=noise)
+        self.decoder, self.bce = model.decoder, model.reconstruction == "bce"
+        if noise:
+            self.register_buffer("sigma", model.log_sigma.detach().exp())
+
+    def to_model_space(self, z, c=None, eps=None):
+        x = self.decoder(concat(z, c))
+        if self.bce:
+            return torch.sigmoid(x)
+        return x if eps is None else x + eps * self.sigma

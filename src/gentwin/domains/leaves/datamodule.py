@@ -80,6 +80,34 @@ class LeafDataModule(ImageDataModule):
 
         return image_properties(x, self.threshold, self.extent)
 
+    def writers(self) -> dict:
+        return {".geojson": self.write_geometry, ".wkt": self.write_geometry}
+
+    def write_geometry(self, images: np.ndarray, path: Path) -> str:
+        """Post-processes ``images`` into leaf geometry and writes the valid ones to ``path`` (GeoJSON or
+        WKT by its suffix; ``dataset.geometry=<path>`` reads it back, ``dataset.halve=false``).
+
+        Returns:
+            A line saying how many images gave valid leaves and why the others failed.
+        """
+        import json
+        import os
+        from collections import Counter
+
+        from gentwin.domains.leaves.io import to_geojson, to_wkt
+        from gentwin.domains.leaves.postprocess import postprocess
+
+        results = [postprocess(im, self.threshold, self.extent, return_reason=True) for im in np.asarray(images)]
+        leaves = [leaf for leaf, _ in results if leaf is not None]
+        text = json.dumps(to_geojson(leaves)) if Path(path).suffix == ".geojson" else to_wkt(leaves)
+        tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)  # no partial file on failure
+        failed = Counter(reason for leaf, reason in results if leaf is None)
+        why = ", ".join(f"{reason} {k}" for reason, k in failed.most_common())
+        return (f"{len(leaves)} of {len(results)} images post-processed into valid leaves, written to {path}"
+                + (f"; the others failed on: {why}" if why else ""))
+
 
 # --------------------------------------------------------------------------------------------
 # Microstructures

@@ -1,8 +1,9 @@
-"""Do the models reproduce seed 004's 2-D Gaussians? Per-axis mean within 0.05 sigma, std within 5 %.
+"""Do the models reproduce Calvo Ordoñez's (2022, generative ML for particle physics) 2-D Gaussians? Per-axis mean
+within 0.05 sigma, std within 5 %.
 
-Seed 004 (Figures 23-26, 33) found its MLP GAN and VAE off in std by 10-80 %. This trains each
+Calvo Ordoñez 2022 (Figures 23-26, 33) found its MLP GAN and VAE off in std by 10-80 %. This trains each
 model through gentwin's own `run` on `gaussian2d` (mean 1; variance 0.5 and 3), samples 20,000
-points, and prints the seed-004-style statistics table and the errors against the true parameters.
+points, and prints the statistics table of Calvo Ordoñez 2022 and the errors against the true parameters.
 
     python scripts/bench_toy.py [--models wgan_gp,realnvp,maf] [--minutes 5] [--threads 1]
 """

@@ -6,12 +6,12 @@ Usage::
     python scripts/leaf_benchmark.py --minutes 1 --threads 2 --figures bench_figs
     python scripts/leaf_benchmark.py --models dcgan -- dataset.n=1000 model.latent_dim=100
 
-Each model is seed 000's preset (``experiment=leaf_beta_vae`` / ``experiment=leaf_dcgan``: 160
-training half-leaves of 2 x 64 x 64, batch 8, the seed's learning rates and beta schedule) with
+Each model is van Beek's (2023, leaf digital twin) preset (``experiment=leaf_beta_vae`` / ``experiment=leaf_dcgan``: 160
+training half-leaves of 2 x 64 x 64, batch 8, the report's learning rates and beta schedule) with
 CPU-sized nets (5 conv layers of at most 256 filters instead of 8 of up to 2048; ``CPU_SIZE``).
 It trains for ``--minutes`` of wall time without validation, then generates ``--n`` half-leaves,
 post-processes them and compares the eight key properties with those of all the data (the training
-and held-out half-leaves): seed 000 Figures 9 and 13 (160 data vs 2000 generated). It prints per
+and held-out half-leaves): van Beek 2023 Figures 9 and 13 (160 data vs 2000 generated). It prints per
 property the W1 divided by the data's std and the KS statistic over the generated images that
 post-processed into a leaf, and the share that did. Extra arguments after ``--`` are Hydra overrides.
 """

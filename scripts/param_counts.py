@@ -1,4 +1,4 @@
-"""Print seed 001's parameter counts (Table 3.1 and the layer sweep): ours vs the report's.
+"""Print Görmüş's (2023, microstructure VAE) parameter counts (Table 3.1 and the layer sweep): ours vs the report's.
 
 Usage: ``python scripts/param_counts.py``. Counts include batchnorm running statistics, as the
 report's Keras "Total params" do; the last column is the torch parameter count.
@@ -14,18 +14,18 @@ from gentwin.nets.conv import (
     DCGANDiscriminator,
     DCGANGenerator,
     count_params,
-    seed001_vae_nets,
+    microstructure_vae_nets,
 )
 
-TABLE_3_1 = {2: 98_087, 4: 103_723, 8: 114_995, 16: 137_539, 32: 182_627}  # seed 001, Table 3.1
-# Layer sweep at latent 16 (seed 001 §2.2): the report prints no counts; the author's notebooks
+TABLE_3_1 = {2: 98_087, 4: 103_723, 8: 114_995, 16: 137_539, 32: 182_627}  # Görmüş 2023, Table 3.1
+# Layer sweep at latent 16 (Görmüş 2023 §2.2): the report prints no counts; the author's notebooks
 # (github.com/MuhammedBurakGormus/VariationalAutoEncoders) print these Keras totals.
 NOTEBOOKS = {2: 244_931, 3: 132_675, 4: 137_539}
 
 
 def _row(latent: int, layers: int, reference: int | None, mark: str = "") -> str:
     with torch.device("meta"):
-        nets = seed001_vae_nets(latent, layers)
+        nets = microstructure_vae_nets(latent, layers)
     ours, torch_params = count_params(*nets, bn_stats=True), count_params(*nets)
     ref = f"{reference:,}{mark}" if reference is not None else "-"
     diff = f"{ours - reference:+,}" if reference is not None else "-"
@@ -33,7 +33,7 @@ def _row(latent: int, layers: int, reference: int | None, mark: str = "") -> str
 
 
 def main() -> None:
-    print("seed 001 conv VAE, 64x64x3 (seed001_vae_nets)")
+    print("Görmüş 2023 conv VAE, 64x64x3 (microstructure_vae_nets)")
     print(f"{'latent':>6} | {'layers':>6} | {'ours':>9} | {'report':>10} | {'difference':>10} | {'torch params':>12}")
     print("-" * 70)
     for latent, reported in TABLE_3_1.items():
@@ -48,8 +48,8 @@ def main() -> None:
         as_written = count_params(enc, dec, bn_stats=True)
     gen = DCGANGenerator(50, (2, 64, 64), base_filters=32, num_layers=8)
     disc = DCGANDiscriminator((2, 64, 64), base_filters=16, num_layers=8)
-    print(f"\nseed 001 as written with 3x3 convs (Linear to 4x4x128), latent 16: {as_written:,}")
-    print("seed 000 leaf DCGAN, 8 conv layers each:")
+    print(f"\nGörmüş 2023 as written with 3x3 convs (Linear to 4x4x128), latent 16: {as_written:,}")
+    print("van Beek 2023 (leaf digital twin) leaf DCGAN, 8 conv layers each:")
     print(f"  generator     ours {count_params(gen):>10,}  report 46,375,872  ({count_params(gen) - 46_375_872:+,})")
     print(f"  discriminator ours {count_params(disc):>10,}  report 11,227,584  ({count_params(disc) - 11_227_584:+,})")
 

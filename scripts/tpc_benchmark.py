@@ -39,7 +39,7 @@ TARGET = 6800.0
 
 
 def overrides(model: str, path: Path, threads: int, seed: int, extra: list[str] = ()) -> list[str]:
-    return [f"experiment={PRESETS[model]}", "dataset=tpc_mpd", f"dataset.path={path}", f"threads={threads}",
+    return [f"experiment={PRESETS[model]}", f"dataset.path={path}", "dataset.n=null", f"threads={threads}",
             f"seed={seed}", *extra]
 
 

@@ -18,6 +18,10 @@ def test_help_lists_groups_and_options(tmp_path):
     assert out.returncode == 0
     for line in ("model ", "wgan_gp", "realnvp", "dataset ", "gaussian2d", "schedule/lr", "trainer ", "ddp"):
         assert line in out.stdout
+    # every specialisation, with the models of its family and what it sets
+    assert "  tpc + cramer_gan, gan, lsgan, wgan_gp: model.critic_steps=8, model.generator.head=TPCOutputActivation, " \
+           "model.critic=TPCCritic, dataset.batch_size=32\n" in out.stdout
+    assert "  any dataset + dcgan: dataset.transform=Affine (configs/model/dcgan.yaml)" in out.stdout
 
 
 @pytest.mark.parametrize("override, message", [

@@ -39,6 +39,33 @@ def test_every_option_composes_and_instantiates(group):
             assert math.isfinite(obj(0.0)) and math.isfinite(obj(3.5))
 
 
+def test_no_two_config_files_have_the_same_body():
+    from conftest import CONFIGS
+
+    seen = {}
+    for path in sorted(CONFIGS.rglob("*.yaml")):
+        body = "\n".join(line for line in path.read_text().splitlines() if line.split("#")[0].strip())
+        assert body not in seen, f"{path} has the body of {seen[body]}"
+        seen[body] = path
+
+
+def test_every_specialisation_applies_to_a_family_and_is_printed():
+    from hydra.core.hydra_config import HydraConfig
+
+    from conftest import CONFIGS
+    from gentwin.config import families, specialisations
+
+    members = families()
+    for path in sorted((CONFIGS / "specialise").glob("*.yaml")):
+        dataset, model = next((d, m) for d in options("dataset") for m, f in members.items() if path.stem == f"{d}_{f}")
+        cfg = compose([f"dataset={dataset}", f"model={model}"])
+        (line,) = specialisations(dict(HydraConfig.get().runtime.choices), cfg)
+        assert line.startswith(f"specialised for {dataset}: ") and line.endswith(f"(configs/specialise/{path.name})")
+    cvae = compose(["experiment=tpc_cvae", "dataset.batch_size=64"])
+    assert specialisations(dict(HydraConfig.get().runtime.choices), cvae) == [
+        "specialised for tpc: dataset.batch_size=64 (overridden; the file's 256) (configs/specialise/tpc_vae.yaml)"]
+
+
 def test_every_experiment_preset_composes_and_is_valid():
     for preset in options("experiment"):
         cfg = compose([f"experiment={preset}"])
@@ -83,3 +110,35 @@ def test_default_config_is_valid_and_quick():
     validate(cfg)
     assert cfg.trainer.accelerator == "cpu"
     assert np.isclose(cfg.dataset.val_fraction, 0.25)
+
+
+@pytest.mark.parametrize("sweep", options("sweep"))
+def test_every_sweep_file_composes_with_its_experiment_and_each_value_runs(sweep):
+    """Each study file names its preset (`run -m experiment=<preset> sweep=<study>`); its params parse
+    as sweeps, and the first and last value of each compose into a valid job config."""
+    import re
+
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+
+    from conftest import CONFIGS
+
+    text = (CONFIGS / "sweep" / f"{sweep}.yaml").read_text()
+    experiments = set(re.findall(rf"run -m experiment=(\w+) sweep={sweep}\b", text))
+    assert experiments, f"configs/sweep/{sweep}.yaml names no `run -m experiment=<preset> sweep={sweep}` command"
+    for experiment in sorted(experiments):
+        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+            params = hydra_compose("run", [f"experiment={experiment}", f"sweep={sweep}"],
+                                   return_hydra_config=True).hydra.sweeper.params
+        assert params
+        for key, value in params.items():
+            (override,) = OverridesParser.create().parse_overrides([f"{key}={value}"])
+            assert override.is_sweep_override(), f"{key}={value} sweeps nothing"
+            if override.value_type == ValueType.INTERVAL_SWEEP:  # a search's range: its two ends
+                values = [str(override.value().start), str(override.value().end)]
+            else:
+                values = list(override.sweep_string_iterator())
+            for one in {values[0], values[-1]}:
+                validate(compose([f"experiment={experiment}", f"sweep={sweep}", f"{key}={one}"]))

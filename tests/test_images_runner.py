@@ -1,5 +1,6 @@
 """Image datasets in the runner: conv models train on leaves, microstructures and digits; MNIST IDX
-files; user leaf geometry; seed 001's parameter counts through its preset; TensorBoard content."""
+files; user leaf geometry; Görmüş's (2023, microstructure VAE) parameter counts through its preset; TensorBoard
+content."""
 
 from __future__ import annotations
 
@@ -129,15 +130,15 @@ def test_user_geometry_is_rasterised(tmp_path):
     assert props["valid"].all() and (props["area"] > 5).all()
 
 
-# Seed 001: Table 3.1 (latent sweep, 4 layers) and the author's notebooks (layer sweep, latent 16).
-SEED001 = [(2, 4, 98_087), (4, 4, 103_723), (8, 4, 114_995), (16, 4, 137_539), (32, 4, 182_627),
+# Görmüş 2023: Table 3.1 (latent sweep, 4 layers) and the author's notebooks (layer sweep, latent 16).
+TABLE_3_1_COUNTS = [(2, 4, 98_087), (4, 4, 103_723), (8, 4, 114_995), (16, 4, 137_539), (32, 4, 182_627),
            (16, 2, 244_931), (16, 3, 132_675)]
 
 
-def test_seed001_preset_parameter_counts():
-    for latent, layers, expected in SEED001:
-        cfg = compose(["experiment=seed001_vae", f"model.latent_dim={latent}", f"model.encoder.num_layers={layers}",
-                       "dataset.n=8", "dataset.batch_size=2"])
+def test_microstructure_preset_parameter_counts():
+    for latent, layers, expected in TABLE_3_1_COUNTS:
+        cfg = compose(["experiment=microstructure_vae", f"model.latent_dim={latent}",
+                       f"model.encoder.num_layers={layers}", "dataset.n=8", "dataset.batch_size=2"])
         _, model = build(cfg)
         assert model.shape == (3, 64, 64)
         assert count_params(model, bn_stats=True) == expected, (latent, layers)

@@ -41,7 +41,8 @@ def test_wasserstein_and_least_squares_losses_on_constant_critic():
     assert loss.item() == pytest.approx(-1.0 - 2.0)
     assert logs["d_real"].item() == 2.0 and logs["d_fake"].item() == -1.0
     assert WassersteinGP().generator_loss(critic, real, [fake], None)[0].item() == pytest.approx(1.0)
-    # seed 004 eq. 3.23-3.24: (2 - 1)^2 + (-1)^2 = 2; generator (-1 - 1)^2 = 4
+    # Calvo Ordoñez 2022 (generative ML for particle physics) eq. 3.23-3.24: (2 - 1)^2 + (-1)^2 = 2; generator (-1 -
+    # 1)^2 = 4
     assert LeastSquares().critic_loss(critic, real, [fake], None)[0].item() == pytest.approx(2.0)
     assert LeastSquares().generator_loss(critic, real, [fake], None)[0].item() == pytest.approx(4.0)
 

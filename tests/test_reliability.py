@@ -32,7 +32,7 @@ def test_a_failing_run_in_a_folder_that_holds_files_refuses_and_deletes_nothing(
     (tmp_path / "thesis.tex").write_text("years of work")
     (tmp_path / "data").mkdir()
     for folder in (".", str(tmp_path)):
-        out = cli("run", *FAST, f"hydra.run.dir={folder}", "dataset=tpc_mpd", "dataset.path=typo.dat", cwd=tmp_path)
+        out = cli("run", *FAST, f"hydra.run.dir={folder}", "dataset=tpc", "dataset.path=typo.dat", cwd=tmp_path)
         assert out.returncode == 2
         assert "exists and is not empty" in one_error_line(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "thesis.tex"]
@@ -40,12 +40,12 @@ def test_a_failing_run_in_a_folder_that_holds_files_refuses_and_deletes_nothing(
 
 
 def test_a_failing_run_removes_its_own_folder_and_keeps_an_empty_one_it_was_given(tmp_path):
-    out = cli("run", *FAST, "dataset=tpc_mpd", "dataset.path=typo.dat", cwd=tmp_path)
+    out = cli("run", *FAST, "dataset=tpc", "dataset.path=typo.dat", cwd=tmp_path)
     assert out.returncode == 3 and "typo.dat: no such digits file" in one_error_line(out)
     assert list(tmp_path.iterdir()) == []  # its run folder and the date folders it made are gone
     given = tmp_path / "given"
     given.mkdir()
-    out = cli("run", *FAST, f"hydra.run.dir={given}", "dataset=tpc_mpd", "dataset.path=typo.dat", cwd=tmp_path)
+    out = cli("run", *FAST, f"hydra.run.dir={given}", "dataset=tpc", "dataset.path=typo.dat", cwd=tmp_path)
     assert out.returncode == 3
     assert given.is_dir() and list(given.iterdir()) == []
 
@@ -236,9 +236,9 @@ def bad_files(tmp_path) -> Path:
     (["optimizer.betas=[2,0.9]"], 2, "optimizer.betas=[2, 0.9]: must be a list of two numbers in [0, 1)"),
     (["model.ema=1.5"], 2, "model.ema=1.5: must be a number in (0, 1)"),
     (["trainer.max_epoch=3"], 2, "trainer.max_epoch is not a key of the config; did you mean trainer.max_epochs"),
-    (["dataset=tpc_mpd"], 2, "dataset.path is not set"),
-    (["dataset=tpc_mpd", "dataset.path=binary.dat"], 3, "binary.dat: not a text file (byte 0x80 at offset 128"),
-    (["dataset=tpc_mpd", "dataset.path=empty.dat"], 3, "empty.dat: empty digits file"),
+    (["dataset=tpc", "dataset.n=null"], 2, "dataset.path is not set"),
+    (["dataset=tpc", "dataset.path=binary.dat"], 3, "binary.dat: not a text file (byte 0x80 at offset 128"),
+    (["dataset=tpc", "dataset.path=empty.dat"], 3, "empty.dat: empty digits file"),
     (["--config-dir", "conf", "model=broken"], 2, "broken.yaml:2:"),
 ])
 def test_bad_input_gets_one_line_and_leaves_no_folder(bad_files, args, code, message):

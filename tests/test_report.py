@@ -12,7 +12,7 @@ import pytest
 from conftest import TINY, cli, run_dirs
 from gentwin.report import build_report, main, markdown, mean_std
 
-# Seed 003 Table 1: WGAN-GP chi2 after 4000 epochs, TEST 1-3, per latent dimension.
+# Malchenko et al. 2022 (TPC fast simulation) Table 1: WGAN-GP chi2 after 4000 epochs, TEST 1-3, per latent dimension.
 TABLE1 = {32: (459.5, 408.9, 452.6), 24: (440.9, 448.6, 489.1), 16: (388.1, 460.7, 464.2),
           12: (481.1, 418.5, 444.0), 8: (423.2, 481.0, 446.4), 4: (582.8, 501.3, 741.5)}
 # Its printed means and standard deviations (truncated to 2 decimals by the report's authors).
@@ -178,22 +178,16 @@ def check_hparams_session(run):
 
 
 @pytest.mark.slow
-def test_table1_script_at_smoke_scale(tmp_path):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_tpc_latent_sweep_at_smoke_scale(tmp_path):
+    """The sweep file of Malchenko et al.'s Table 1, its grid narrowed on the command line, then `report`."""
+    from conftest import cli
 
-    from conftest import CONFIGS, ROOT
-
-    if not (CONFIGS / "dataset" / "tpc.yaml").exists():
-        pytest.skip("dataset=tpc is absent")
-    bin_dir = str(Path(sys.executable).parent)
-    env = dict(os.environ, CI="1", OMP_NUM_THREADS="1", LATENT="8,4", SEEDS="1,2", SWEEP=str(tmp_path / "t1"),
-               PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "table1_latent.sh"), "dataset.n=600", "trainer.max_epochs=1",
-                          "trainer.check_val_every_n_epoch=1"], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=600)
+    sweep = tmp_path / "t1"
+    out = cli("run", "-m", "experiment=tpc_baseline", "sweep=tpc_latent", "model.latent_dim=8,4", "seed=1,2",
+              "dataset.n=600", "trainer.max_epochs=1", "threads=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+              timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    out = cli("report", str(sweep), "--metrics", "chi2,samples_per_second", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| model.latent_dim | seed 1 | seed 2 | mean ± std | runs |" in out.stdout
     assert "## chi2 (monitor, min)" in out.stdout

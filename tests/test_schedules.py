@@ -9,7 +9,8 @@ def test_schedules_give_their_defining_values():
     assert Constant(0.3)(123.0) == 0.3
     w = LinearWarmup(0.0, 2.0, epochs=4)
     assert [w(e) for e in (0, 1, 2, 4, 9)] == [0.0, 0.5, 1.0, 2.0, 2.0]
-    # Seed 000 §4.3 reading: 10 -> 100 over a 1000-epoch cycle, restart, 0 after the last cycle.
+    # van Beek 2023 (leaf digital twin) §4.3 reading: 10 -> 100 over a 1000-epoch cycle, restart, 0 after the last
+    # cycle.
     c = Cyclical(low=10, high=100, period=1000, ratio=1.0, cycles=5, final=0.0)
     assert c(0) == 10 and c(500) == pytest.approx(55) and c(999.999) == pytest.approx(100, abs=1e-3)
     assert c(1000) == 10 and c(5000) == 0.0

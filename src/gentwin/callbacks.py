@@ -28,7 +28,7 @@ class Evaluator(L.Callback):
     Args:
         entries: metric entries (``gentwin.evaluate``).
         figures_every: draw the figures at every n-th validation (the first included); 0 never.
-            Figures can cost more than the metrics (TPC: 2.4 s against 2 s).
+            Figures can cost more than the metrics (docs/benchmarks.md).
     """
 
     def __init__(self, entries: dict, figures_every: int = 1):

@@ -36,7 +36,7 @@ OWN_PREFIXES = ("gentwin.", "zuko.")
 def allowed_targets(configs: Path = CONFIGS) -> frozenset[str]:
     """Every ``_target_`` of gentwin's own model, dataset, schedule, metric, preset configs (``OWN_PREFIXES``)."""
     found = set()
-    for group in ("model", "dataset", "dataset_model", "experiment", "schedule", "metric"):
+    for group in ("model", "dataset", "specialise", "experiment", "schedule", "metric"):
         for f in sorted((configs / group).rglob("*.yaml")):
             found.update(_targets(OmegaConf.to_container(OmegaConf.load(f), resolve=False)))
     return frozenset(t for t in found if t.startswith(OWN_PREFIXES) and not t.startswith("gentwin.config."))

@@ -176,7 +176,7 @@ def config_groups(root: Path = CONFIGS) -> dict[str, list[str]]:
     groups = {}
     for d in sorted(p for p in root.rglob("*") if p.is_dir()):
         name = str(d.relative_to(root))
-        if name == "hydra" or name == "dataset_model":  # Hydra's own node; applied automatically
+        if name in ("hydra", "specialise"):  # Hydra's own node; applied by themselves (listed apart)
             continue
         options = sorted(f.stem for f in d.glob("*.yaml"))
         if options:
@@ -190,14 +190,15 @@ def help_text() -> str:
              "Config groups (group=option):"]
     for group, options in config_groups().items():
         lines.append(f"  {group:15s} {', '.join(options)}")
-    lines += ["", "Specializations configs/dataset_model/<dataset>_<model>.yaml apply by themselves (e.g. the",
-              "TPC baseline's conv critic for model=wgan_gp dataset=tpc)."]
+    lines += ["", "Specialisations, applied by themselves and printed at a run's start (configs/specialise/",
+              "<dataset>_<family>.yaml; a model names its family in its defaults; ~specialise: off):",
+              *config.specialisation_help()]
     lines += ["", "Examples:",
               "  run                                        # the quick default on the CPU",
               "  run model=realnvp dataset=circles          # pick options of groups",
               "  run model.latent_dim=8 optimizer.lr=3e-4   # override values",
               "  run -m model.latent_dim=4,8,16 seed=1,2,3  # a sweep (Hydra multirun); then: report <sweep folder>",
-              "  run experiment=glash_u_shape               # a preset reproducing a seed study",
+              "  run experiment=toy_mlp_gan_u_shape               # a preset reproducing a report's study",
               "  run resume=outputs/<date>/<time>_<name>    # continue an interrupted run from last.ckpt",
               "", "Show the composed config: run --cfg job      Hydra's own options: run --hydra-help"]
     return "\n".join(lines)

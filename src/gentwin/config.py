@@ -19,6 +19,93 @@ from gentwin.errors import ConfigError
 CONFIGS = Path(os.environ.get("GENTWIN_CONFIGS", Path(__file__).resolve().parents[2] / "configs"))
 
 
+
+def _flat(node: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """``(dotted key, value)`` of a config's leaves; a node with a ``_target_`` is one leaf, its class."""
+    out = []
+    for k, v in node.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and "_target_" not in v:
+            out += _flat(v, key + ".")
+        elif k != "defaults":
+            out.append((key, v))
+    return out
+
+
+def _shown(value) -> str:
+    return str(value["_target_"]).rsplit(".", 1)[-1] if isinstance(value, dict) else str(value)
+
+
+def _own_file(path: Path, group: str) -> list[tuple[str, object]]:
+    """What config file ``path`` of ``group`` sets outside its own group (``@package _global_`` files)."""
+    if not path.is_file() or not path.read_text().startswith("# @package _global_"):
+        return []
+    node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return [(k, v) for k, v in _flat(node) if group == "specialise" or k.split(".")[0] != group]
+
+
+def specialisations(choices: dict, cfg: DictConfig | None = None, root: Path | None = None) -> list[str]:
+    """The lines a run prints at its start: what adapts its model to its dataset, and where it is set.
+
+    That is configs/specialise/<dataset>_<family>.yaml (when it exists) and whatever the model's own
+    config sets outside ``model`` (the DCGAN's data transform). Given the composed ``cfg``, a key the
+    experiment or command line changed afterwards shows its value in use and the file's one.
+    """
+    root = CONFIGS if root is None else root
+    sources = [(root / "model" / f"{choices.get('model')}.yaml", "model"),
+               (root / "specialise" / f"{choices.get('specialise')}.yaml", "specialise")]
+    lines = []
+    for path, group in sources:
+        items = []
+        for key, value in _own_file(path, group):
+            text = f"{key}={_shown(value)}"
+            if cfg is not None:
+                used = OmegaConf.select(cfg, f"{key}._target_" if isinstance(value, dict) else key)
+                used = OmegaConf.to_container(used) if isinstance(used, DictConfig | ListConfig) else used
+                used = _shown({"_target_": used} if isinstance(value, dict) else used)
+                if used != _shown(value):
+                    text = f"{key}={used} (overridden; the file's {_shown(value)})"
+            items.append(text)
+        if items:
+            where = path.relative_to(root.parent) if root.parent in path.parents else path
+            lines.append(f"specialised for {choices.get('dataset')}: {', '.join(items)} ({where})")
+    return lines
+
+
+def families(root: Path | None = None) -> dict[str, str]:
+    """``model option -> family``: the ``/family`` choice in its defaults, or that of the model it extends."""
+    root = CONFIGS if root is None else root
+    defaults = {p.stem: OmegaConf.load(p).get("defaults", []) for p in (root / "model").glob("*.yaml")}
+
+    def family(name: str) -> str:
+        for d in defaults[name]:
+            if isinstance(d, str) and d != "_self_":
+                return family(d)
+            if isinstance(d, DictConfig) and "/family@" in next(iter(d)):
+                return next(iter(d.values()))
+        raise ConfigError(f"configs/model/{name}.yaml names no family in its defaults")
+
+    return {name: family(name) for name in sorted(defaults)}
+
+
+def specialisation_help(root: Path | None = None) -> list[str]:
+    """``run --help``'s lines: every specialisation file, the dataset and models it applies to, what it sets."""
+    root = CONFIGS if root is None else root
+    models = families(root)
+    datasets = sorted((p.stem for p in (root / "dataset").glob("*.yaml")), key=len, reverse=True)
+    lines = []
+    for path in sorted((root / "specialise").glob("*.yaml")):
+        dataset = next(d for d in datasets if path.stem.startswith(d + "_"))
+        members = [m for m, f in models.items() if f == path.stem[len(dataset) + 1:]]
+        sets = ", ".join(f"{k}={_shown(v)}" for k, v in _own_file(path, "specialise"))
+        lines.append(f"  {dataset} + {', '.join(members)}: {sets}")
+    for model in models:
+        sets = ", ".join(f"{k}={_shown(v)}" for k, v in _own_file(root / "model" / f"{model}.yaml", "model"))
+        if sets:
+            lines.append(f"  any dataset + {model}: {sets} (configs/model/{model}.yaml)")
+    return lines
+
+
 def _int(lo):
     return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo), f"an integer >= {lo}"
 
@@ -125,6 +212,9 @@ def safe_name(value) -> str:
 
 if not OmegaConf.has_resolver("gentwin_safe"):
     OmegaConf.register_new_resolver("gentwin_safe", safe_name)
+# ``${gentwin_div:a,b}`` = a / b: a value that follows another, e.g. a KL weight set per latent size.
+if not OmegaConf.has_resolver("gentwin_div"):
+    OmegaConf.register_new_resolver("gentwin_div", lambda a, b: float(a) / float(b))
 
 
 class RunFolder:

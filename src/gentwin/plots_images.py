@@ -152,7 +152,8 @@ def property_histograms(real: dict, fake: dict, names=None, title: str = "", uni
 
 
 def beta_curve(schedule, epochs: float, points: int = 500):
-    """The KL weight ``schedule(epoch)`` over ``[0, epochs]`` (seed 000 Fig. 10's black line)."""
+    """The KL weight ``schedule(epoch)`` over ``[0, epochs]`` (the black line of van Beek 2023 (leaf digital
+    twin) Fig. 10)."""
     t = np.linspace(0.0, float(epochs), points)
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.plot(t, [schedule(e) for e in t], color="black")

@@ -6,10 +6,10 @@ Usage::
     report <run folder> [<run folder> ...]      report outputs/<date>
 
 The runs (folders holding ``.hydra/``, at any depth below the folders given) are grouped by their
-overrides other than ``seed``, as the jobs of a sweep are;
-each group is one row: every seed's final value (``metrics.json``), the mean and the
-standard deviation, as seed 003's Tables 1-8. The standard deviation is the sample one (``ddof=1``):
-seed 003 Table 1 (latent 32: 459.5, 408.9, 452.6) gives 27.44 with ``ddof=1`` and 22.40 with
+overrides other than ``seed``, as the jobs of a sweep are; each group is one row: every seed's final
+value (``metrics.json``), the mean and the standard deviation, as Malchenko et al.'s (2022, TPC fast
+simulation) Tables 1-8. The standard deviation is the sample one (``ddof=1``): Malchenko et al. 2022
+Table 1 (latent 32: 459.5, 408.9, 452.6) gives 27.44 with ``ddof=1`` and 22.40 with
 ``ddof=0``; the report prints 27.43 (its other rows agree with ``ddof=1`` as well). With several
 swept keys a row is one combination.
 
@@ -81,7 +81,7 @@ class Row:
 
 
 def mean_std(values) -> tuple[float, float]:
-    """Mean and sample standard deviation (``ddof=1``, as seed 003's tables); std NaN for one value."""
+    """Mean and sample standard deviation (``ddof=1``, as Malchenko et al.'s (2022) tables); std NaN for one value."""
     v = np.asarray(list(values), dtype=float)
     if v.size == 0:
         return math.nan, math.nan
@@ -247,7 +247,7 @@ def markdown(rep: Report) -> str:
     if rep.common:
         lines.append("Common overrides: " + " ".join(f"{k}={v}" for k, v in rep.common.items()))
     lines += ["Each row: every seed's final value, then mean ± std over the seeds (std: sample standard "
-              "deviation, ddof=1, as seed 003's tables).", ""]
+              "deviation, ddof=1, as Malchenko et al.'s (2022) tables).", ""]
     seeds = rep.seeds
     for metric in rep.metrics:
         tag = " (monitor" + (f", {rep.mode})" if rep.mode else ")") if metric == rep.monitor else ""

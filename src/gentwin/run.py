@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from gentwin.config import validate
+from gentwin.config import specialisations, validate
 from gentwin.errors import ConfigError, DataError
 
 
@@ -117,6 +117,8 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
         Diverged: a loss became NaN/inf (the last good checkpoint stays).
     """
     validate(cfg)
+    for line in specialisations(choices or {}, cfg):
+        print(line, flush=True)
     out_dir = Path(out_dir)
     import lightning as L
     from hydra.utils import instantiate

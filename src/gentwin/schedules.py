@@ -37,11 +37,11 @@ class LinearWarmup:
 
 
 class Cyclical:
-    """Cyclical annealing (Fu et al., 2019), as used for the leaf beta-VAE (seed 000 §4.3).
+    """Cyclical annealing (Fu et al., 2019), as used for the leaf beta-VAE (van Beek 2023 (leaf digital twin) §4.3).
 
     Each cycle of ``period`` epochs ramps linearly from ``low`` to ``high`` during the first
     ``ratio`` of the cycle, holds ``high``, then restarts at ``low``. With ``cycles`` set, the value
-    is ``final`` after that many cycles (seed 000: from 10 to 100 over 1000 epochs, then 0).
+    is ``final`` after that many cycles (van Beek 2023: from 10 to 100 over 1000 epochs, then 0).
     """
 
     def __init__(

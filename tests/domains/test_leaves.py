@@ -162,7 +162,7 @@ def test_postprocess_failures_are_none_not_errors():
 
 
 # --------------------------------------------------------------------------------------------
-# Validity: only usable half-leaves count (``valid_rate`` of seed 000's metric)
+# Validity: only usable half-leaves count (``valid_rate`` of van Beek's (2023, leaf digital twin) metric)
 # --------------------------------------------------------------------------------------------
 
 

@@ -64,7 +64,8 @@ def test_standardize_handles_zero_variance_and_reloads_its_shape():
 
 
 def test_non_invertible_chain_is_refused_by_name():
-    # Seed 004 §5.1: negative values lose their sign in the log / sqrt chain.
+    # Calvo Ordoñez 2022 (generative ML for particle physics) §5.1: negative values lose their sign in the log / sqrt
+    # chain.
     x = torch.tensor([[-1.5, 1.0], [0.5, 2.0]])
     with pytest.raises(ValueError, match=r"'log' needs x > 0 .* feature\(s\) \[0\]"):
         Elementwise(["log", "sqrt"]).fit(x)

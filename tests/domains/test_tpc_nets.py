@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from gentwin.domains.tpc.nets import CustomActivation, MaxPoolTime, SparseDropout, TPCCritic, tpc_output_activation
+from gentwin.domains.tpc.nets import MaxPoolTime, SparseDropout, TPCCritic, TPCOutputActivation, tpc_output_activation
 
 T = math.log10(2.0)
 
@@ -28,7 +28,7 @@ def test_output_activation_piecewise(x, expected):
 def test_output_activation_continuous_and_module():
     eps = 1e-9
     for delta, alpha, thr in [(0.01, 0.1, T), (0.2, 0.3, 1.5)]:
-        f = CustomActivation(delta, alpha, thr)
+        f = TPCOutputActivation(delta, alpha, thr)
         for point in (0.0, delta):
             x = torch.tensor([point - eps, point, point + eps], dtype=torch.float64)
             y = f(x)

@@ -57,11 +57,28 @@ def test_distances_skip_images_without_moments():
     assert out["Mean1"] == pytest.approx(w1_marginals(real, {k: np.delete(v, 3) for k, v in fake.items()})["Mean1"])
 
 
+@pytest.mark.parametrize("model", ["gan", "lsgan", "wgan_gp", "cramer_gan"])
+@pytest.mark.parametrize("data", [[], ["dataset.path=digits.dat"]], ids=["simulated", "file"])
+def test_every_gan_gets_the_baseline_networks_on_simulated_and_file_data(model, data):
+    from hydra.core.hydra_config import HydraConfig
+
+    from gentwin.config import specialisations
+
+    cfg = compose([f"model={model}", "dataset=tpc", *data])
+    assert (cfg.model.critic._target_, cfg.model.critic_steps, cfg.dataset.batch_size) == \
+        ("gentwin.domains.tpc.nets.TPCCritic", 8, 32)
+    assert specialisations(dict(HydraConfig.get().runtime.choices), cfg) == [
+        "specialised for tpc: model.critic_steps=8, model.generator.head=TPCOutputActivation, model.critic=TPCCritic, "
+        "dataset.batch_size=32 (configs/specialise/tpc_gan.yaml)"]
+    off = compose([f"model={model}", "dataset=tpc", "~specialise"])
+    assert off.model.critic._target_ == "gentwin.nets.mlp.MLPEncoder"
+
+
 def test_baseline_specialization_and_preset():
     cfg = compose(["model=wgan_gp", "dataset=tpc"])
     assert cfg.metric.monitor == "chi2"  # the dataset picks its metric
     assert cfg.model.critic._target_ == "gentwin.domains.tpc.nets.TPCCritic"
-    assert cfg.model.generator.head._target_ == "gentwin.domains.tpc.nets.CustomActivation"
+    assert cfg.model.generator.head._target_ == "gentwin.domains.tpc.nets.TPCOutputActivation"
     assert (cfg.model.latent_dim, cfg.model.critic_steps, cfg.model.loss.gp_weight, cfg.dataset.batch_size) == \
         (32, 8, 10.0, 32)
     assert list(cfg.model.generator.hidden) == [32, 64, 64, 64, 128]
@@ -97,12 +114,12 @@ def test_figures_and_summary():
 
 
 def test_real_file(tpc_file):
-    cfg = compose(overrides("wgan_gp", ["dataset.n=null", f"dataset.path={tpc_file}"], dataset="tpc_mpd"))
+    cfg = compose(overrides("wgan_gp", ["dataset.n=null", f"dataset.path={tpc_file}"]))
     dm, net = fit(cfg, steps=1)
     assert (dm.n_train, len(dm.x_val)) == (3750, 1250)
     assert "0 hits in 0 events outside the window" in dm.describe()
     x = net.sample(16, dm.c_val[:16])
-    assert x.shape == (16, 8, 16) and (x > 0).all()  # the custom activation keeps amplitudes positive
+    assert x.shape == (16, 8, 16) and (x > 0).all()  # the TPC output activation keeps amplitudes positive
 
 
 def test_file_feature_names_from_config(tmp_path):
@@ -111,7 +128,7 @@ def test_file_feature_names_from_config(tmp_path):
                             for a in range(40)))
     cfg = compose(overrides("cvae", [f"dataset.path={path}", "dataset.n=null", "dataset.batch_size=8",
                                      "dataset.feature_names=[crossing_angle,dip_angle,drift_length,"
-                                     "pad_coordinate,station]"], dataset="tpc_mpd"))
+                                     "pad_coordinate,station]"]))
     dm, _ = build(cfg)
     assert dm.events.names[-1] == "station" and dm.n_train == 30
 
@@ -123,6 +140,10 @@ def checkpoint(tmp_path_factory):
     res = cli("run", *overrides("wgan_gp"), "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=1",
               "metric.figures_every=2", cwd=root)
     assert res.returncode == 0, res.stderr[-3000:]
+    first = res.stdout.splitlines()[0]
+    assert first == ("specialised for tpc: model.critic_steps=2 (overridden; the file's 8), model.generator.head="
+                     "TPCOutputActivation, model.critic=TPCCritic, dataset.batch_size=16 (overridden; the file's 32) "
+                     "(configs/specialise/tpc_gan.yaml)"), first
     (ckpt,) = root.glob("outputs/*/*/checkpoints/best.ckpt")
     return ckpt
 
@@ -195,7 +216,7 @@ def test_sample_refuses_a_file_that_is_not_a_checkpoint(tmp_path, content):
 def test_malformed_digits_file_is_one_line_and_leaves_no_run_folder(tmp_path):
     bad = tmp_path / "bad.dat"
     bad.write_text("params: 0 0 40 30 23 0.5\n 30 40 1.0\nparams: 0 0 41 30 23 0.5\n 30 40 abc\n")
-    res = cli("run", "dataset=tpc_mpd", f"dataset.path={bad}", f"dataset.feature_names={V4PLUS}", *SMALL[:2],
+    res = cli("run", "dataset=tpc", f"dataset.path={bad}", f"dataset.feature_names={V4PLUS}", *SMALL[:2],
               cwd=tmp_path)
     assert res.returncode != 0
     errors = [line for line in res.stderr.splitlines() if line.startswith("error")]

@@ -8,12 +8,13 @@ from gentwin.nets.conv import (
     DCGANDiscriminator,
     DCGANGenerator,
     count_params,
-    seed001_vae_nets,
+    microstructure_vae_nets,
 )
 
-# Seed 001, Table 3.1: latent dimension -> "Total params" (Keras, batchnorm moving stats included).
+# Görmüş 2023 (microstructure VAE), Table 3.1: latent dimension -> "Total params" (Keras, batchnorm moving stats
+# included).
 TABLE_3_1 = {2: 98_087, 4: 103_723, 8: 114_995, 16: 137_539, 32: 182_627}
-# Seed 001's layer sweep at latent 16, from the author's notebooks (the report prints no counts).
+# Görmüş's (2023) layer sweep at latent 16, from the author's notebooks (the report prints no counts).
 LAYER_SWEEP = {2: 244_931, 3: 132_675, 4: 137_539}
 # Batchnorm running mean + variance of the decoder: 2 x (128 + 64 + 32 + 16) at 4 layers.
 BN_STATS = {2: 2 * (32 + 16), 3: 2 * (64 + 32 + 16), 4: 2 * (128 + 64 + 32 + 16)}
@@ -22,29 +23,29 @@ SHAPES = [(1, 8, 8), (1, 28, 28), (2, 64, 64)]
 
 
 @pytest.mark.parametrize("latent_dim, expected", TABLE_3_1.items())
-def test_seed001_latent_sweep_counts(latent_dim, expected):
+def test_microstructure_latent_sweep_counts(latent_dim, expected):
     with torch.device("meta"):
-        enc, dec = seed001_vae_nets(latent_dim)
+        enc, dec = microstructure_vae_nets(latent_dim)
     assert count_params(enc, dec, bn_stats=True) == expected
     assert count_params(enc, dec) == expected - BN_STATS[4]  # Keras' "Trainable params"
     assert enc.flat_features == 3 * 3 * 128
 
 
-def test_seed001_steps_and_layer_sweep():
+def test_microstructure_steps_and_layer_sweep():
     def total(latent_dim, num_layers=4):
         with torch.device("meta"):
-            return count_params(*seed001_vae_nets(latent_dim, num_layers), bn_stats=True)
+            return count_params(*microstructure_vae_nets(latent_dim, num_layers), bn_stats=True)
 
     # 2 x (1,152 + 1) for mean and log-variance + 512 for the decoder Linear, per latent dimension.
     assert total(4) - total(2) == 5_636 and total(8) - total(4) == 11_272
     for num_layers, expected in LAYER_SWEEP.items():
         assert total(16, num_layers) == expected
         with torch.device("meta"):
-            assert count_params(*seed001_vae_nets(16, num_layers)) == expected - BN_STATS[num_layers]
+            assert count_params(*microstructure_vae_nets(16, num_layers)) == expected - BN_STATS[num_layers]
 
 
-def test_seed001_forward_matches_keras_layout():
-    enc, dec = seed001_vae_nets(8)
+def test_microstructure_forward_matches_keras_layout():
+    enc, dec = microstructure_vae_nets(8)
     x = torch.rand(2, 3, 64, 64)
     feats = enc.features(x)
     assert feats.shape == (2, 128, 3, 3)  # 64 -> 32 -> 31/15 -> 14/7 -> 6/3, as in the notebook
@@ -54,7 +55,7 @@ def test_seed001_forward_matches_keras_layout():
     assert dec.fc(mean).shape == (2, 512)
     ups = [m.scale_factor for m in dec.blocks if isinstance(m, nn.Upsample)]
     assert ups == [2.0, 2.0, 2.0]
-    assert [m.scale_factor for m in seed001_vae_nets(8, 2)[1].blocks if isinstance(m, nn.Upsample)] == [4.0, 2.0]
+    assert [m.scale_factor for m in microstructure_vae_nets(8, 2)[1].blocks if isinstance(m, nn.Upsample)] == [4.0, 2.0]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -137,13 +138,13 @@ def test_dcgan_radford_64x64_layout():
     assert not any(isinstance(m, nn.Sigmoid) for m in disc.modules())  # logits
 
 
-def test_dcgan_seed000_eight_layers():
+def test_dcgan_of_the_leaf_digital_twin_eight_layers():
     gen = DCGANGenerator(50, (2, 64, 64), base_filters=32, num_layers=8)  # meta's normal_ loads slower
     disc = DCGANDiscriminator((2, 64, 64), base_filters=16, num_layers=8)
     convs = lambda m: [c for c in m.modules() if isinstance(c, nn.Conv2d | nn.ConvTranspose2d)]
     assert len(convs(gen)) == len(convs(disc)) == 8
-    assert count_params(gen) == 46_375_872  # seed 000 §4.1, exactly
-    assert count_params(disc) == 11_227_584 - 24_576  # seed 000 reports 11,227,584
+    assert count_params(gen) == 46_375_872  # van Beek 2023 (leaf digital twin) §4.1, exactly
+    assert count_params(disc) == 11_227_584 - 24_576  # van Beek 2023 reports 11,227,584
     small_g = DCGANGenerator(8, (2, 64, 64), base_filters=2, num_layers=8)
     small_d = DCGANDiscriminator((2, 64, 64), base_filters=2, num_layers=8)
     x = small_g(torch.randn(2, 8))

@@ -33,7 +33,8 @@ class Identity(nn.Module):
 class Standardize(nn.Module):
     """Per-feature ``(x - mean) / std`` over the batch axis.
 
-    A feature with zero spread (seed 004's variance-0 Gaussian) gets ``std = 1`` so the map stays
+    A feature with zero spread (Calvo Ordoñez's (2022, generative ML for particle physics) variance-0 Gaussian) gets
+    ``std = 1`` so the map stays
     invertible instead of dividing by zero.
     """
 
@@ -78,9 +79,9 @@ _STEPS = {
 
 
 class Elementwise(nn.Module):
-    """A chain of elementwise maps, e.g. ``["log", "sqrt", "exp"]`` (seed 004 §5.1), then a shift.
+    """A chain of elementwise maps, e.g. ``["log", "sqrt", "exp"]`` (Calvo Ordoñez 2022 §5.1), then a shift.
 
-    ``y = step_k(...step_1(x + shift))``. Seed 004 §5.1 dropped its log / sqrt / exp chain because
+    ``y = step_k(...step_1(x + shift))``. Calvo Ordoñez 2022 §5.1 dropped its log / sqrt / exp chain because
     negative values lost their sign ("multiplicity of negative values"): such a chain is not
     invertible on that data, so ``fit`` refuses it and names the step, the feature and the
     offending value, instead of silently folding the data.

@@ -27,7 +27,8 @@ def gradient_penalty(
 ) -> torch.Tensor:
     """Two-sided gradient penalty ``E[(||grad_x f(x_hat)||_2 - center)^2]``.
 
-    Gulrajani et al., "Improved Training of Wasserstein GANs" (2017), eq. (3); seed 003 eq. (4).
+    Gulrajani et al., "Improved Training of Wasserstein GANs" (2017), eq. (3); Malchenko et al. 2022 (TPC fast
+    simulation) eq. (4).
 
     Args:
         f: Scalar-per-sample function, ``(B, *S) -> (B,)`` or ``(B, 1)``.
@@ -65,8 +66,8 @@ class BCE(_Penalized):
     """The original GAN loss with the non-saturating generator loss.
 
     Goodfellow et al. (2014). The critic outputs logits. With ``gp_weight > 0`` the critic gets the
-    two-sided gradient penalty of seed 003 §4.4.4 ("vanilla GAN with gradient penalty").
-    ``d_real``/``d_fake`` are the mean probabilities D(x), D(G(z)) (seed 000 Figure 2).
+    two-sided gradient penalty of Malchenko et al. 2022 §4.4.4 ("vanilla GAN with gradient penalty").
+    ``d_real``/``d_fake`` are the mean probabilities D(x), D(G(z)) (van Beek 2023 (leaf digital twin) Figure 2).
     """
 
     def critic_loss(self, critic: Critic, real, fakes, c):
@@ -84,7 +85,7 @@ class BCE(_Penalized):
 
 
 class LeastSquares(_Penalized):
-    """Least-squares GAN, Mao et al. (2017); seed 004 eqs. (3.23)-(3.24).
+    """Least-squares GAN, Mao et al. (2017); Calvo Ordoñez 2022 (generative ML for particle physics) eqs. (3.23)-(3.24).
 
     ``L_d = E[(d(x) - 1)^2] + E[d(g(z))^2]``, ``L_g = E[(d(g(z)) - 1)^2]`` on the raw critic output.
     """
@@ -101,7 +102,7 @@ class LeastSquares(_Penalized):
 
 
 class WassersteinGP(_Penalized):
-    """Wasserstein loss with gradient penalty, Gulrajani et al. (2017); seed 003 eq. (4).
+    """Wasserstein loss with gradient penalty, Gulrajani et al. (2017); Malchenko et al. 2022 eq. (4).
 
     ``L_critic = E[D(G(z))] - E[D(x)] + gp_weight * GP``, ``L_g = -E[D(G(z))]``.
     """
@@ -121,13 +122,13 @@ class WassersteinGP(_Penalized):
 
 class Cramer(_Penalized):
     """Cramér GAN, Bellemare et al., "The Cramer Distance as a Solution to Biased Wasserstein
-    Gradients" (2017), Algorithm 1; seed 003 eqs. (6)-(7).
+    Gradients" (2017), Algorithm 1; Malchenko et al. 2022 eqs. (6)-(7).
 
     The critic is a transform ``h: x -> R^critic_out`` (256 in the TPC study). With two independent
     generated batches ``x_g, x_g'``, the critic surrogate is ``f(x) = ||h(x) - h(x_g')|| - ||h(x)||``,
     ``L_critic = -(E f(x_r) - E f(x_g)) + gp_weight * GP(f)`` and
     ``L_g = E||h(x_r) - h(x_g)|| + E||h(x_r) - h(x_g')|| - E||h(x_g) - h(x_g')||``
-    (seed 003 eq. (7) prints the first term twice; this is the paper's form).
+    (Malchenko et al. 2022 eq. (7) prints the first term twice; this is the paper's form).
     """
 
     n_fake = 2

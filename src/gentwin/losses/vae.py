@@ -11,7 +11,8 @@ import torch.nn.functional as F
 def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     """``KL(N(mean, exp(log_var)) || N(0, 1))`` summed over latent dims, per sample.
 
-    Seed 004 eq. (4.17): ``-1/2 sum(1 + log_var - exp(log_var) - mean^2)``.
+    Calvo Ordoñez 2022 (generative ML for particle physics) eq. (4.17): ``-1/2 sum(1 + log_var - exp(log_var) -
+    mean^2)``.
 
     Args:
         mean, log_var: ``(B, L)``.
@@ -29,7 +30,8 @@ def reconstruction_nll(x_hat: torch.Tensor, x: torch.Tensor, kind: str = "gaussi
         x_hat: Decoder output, ``(B, *S)``; logits when ``kind="bce"``.
         x: Targets, ``(B, *S)``; in [0, 1] when ``kind="bce"``.
         kind: ``"gaussian"`` (fixed ``sigma``, with its normalising constant so the ELBO is a bound on
-            the log-likelihood) or ``"bce"`` (Bernoulli / continuous-target cross-entropy, seed 001).
+            the log-likelihood) or ``"bce"`` (Bernoulli / continuous-target cross-entropy, Görmüş 2023 (microstructure
+            VAE)).
 
     Returns:
         ``(B,)``.

@@ -1,6 +1,7 @@
-"""Histogram chi-square between real and generated marginals (seed 004, eq. 5.5).
+"""Histogram chi-square between real and generated marginals (Calvo Ordoñez 2022 (generative ML for particle physics),
+eq. 5.5).
 
-Seed 004 compares two histograms with Pearson's statistic ``chi2 = sum_i (O_i - E_i)^2 / E_i``
+Calvo Ordoñez 2022 compares two histograms with Pearson's statistic ``chi2 = sum_i (O_i - E_i)^2 / E_i``
 (eq. 5.5), the real histogram giving the expected counts E and the generated one the observed
 counts O (its Listing 3, ``chi_squared``). Its binning, which we keep:
 
@@ -10,7 +11,7 @@ counts O (its Listing 3, ``chi_squared``). Its binning, which we keep:
   next bin that has real entries; trailing empty bins go into the last non-empty one. Bins empty in
   both samples therefore vanish too.
 
-What seed 004 leaves open and we fix: the generated counts are rescaled to the real sample size,
+What Calvo Ordoñez 2022 leaves open and we fix: the generated counts are rescaled to the real sample size,
 ``O_i = n_fake_i * N_real / N_fake``, so unequal sample sizes compare densities; chi2 is then in
 units of real counts and grows like N_real for a fixed mismatch, so compare values at equal N_real.
 """
@@ -29,7 +30,7 @@ def hist_edges(real: np.ndarray, fake: np.ndarray, bins: int = 20, span: str = "
         real: reference sample, shape (N,).
         fake: generated sample, shape (M,).
         bins: number of bins.
-        span: ``"joint"`` spans [min, max] of both samples (seed 004's ``align_hist``); ``"real"``
+        span: ``"joint"`` spans [min, max] of both samples (Calvo Ordoñez's (2022) ``align_hist``); ``"real"``
             spans the real sample only, which one far generated outlier cannot stretch.
 
     Returns:
@@ -51,11 +52,11 @@ def hist_edges(real: np.ndarray, fake: np.ndarray, bins: int = 20, span: str = "
 def hist_chi2(
     real: np.ndarray, fake: np.ndarray, bins: int | np.ndarray = 20, span: str = "joint"
 ) -> tuple[float, int]:
-    """Pearson chi-square of the generated histogram against the real one (seed 004, eq. 5.5).
+    """Pearson chi-square of the generated histogram against the real one (Calvo Ordoñez 2022, eq. 5.5).
 
     ``chi2 = sum_i (O_i - E_i)^2 / E_i`` with E_i the real counts and O_i the generated counts
     rescaled to the real sample size (``O_i = n_fake_i * N / M``). Bins without real entries are
-    merged into the next bin with real entries (the last one for trailing bins), as seed 004's
+    merged into the next bin with real entries (the last one for trailing bins), as Calvo Ordoñez's (2022)
     ``norm_hist`` does. Values outside the edges are counted in the first or last bin (under- and
     overflow), so no generated sample is ever dropped.
 
@@ -70,7 +71,7 @@ def hist_chi2(
         ``(nan, 0)`` if any value is not finite.
 
     References:
-        K. Pearson, Phil. Mag. 50 (1900) 157; seed 004, eq. 5.5 and Listing 3.
+        K. Pearson, Phil. Mag. 50 (1900) 157; Calvo Ordoñez 2022, eq. 5.5 and Listing 3.
     """
     real = np.asarray(real, dtype=np.float64).ravel()
     fake = np.asarray(fake, dtype=np.float64).ravel()

@@ -1,10 +1,11 @@
 """First and second moments of real vs generated properties.
 
-The statistics table of seed 004 (Figure 23: mean, standard deviation, variance and covariance of
+The statistics table of Calvo Ordoñez 2022 (generative ML for particle physics) (Figure 23: mean, standard deviation,
+variance and covariance of
 the original vs the generated sample, per dimension) as array functions, metric entries and a
 plain-text table.
 
-All moments are population moments (``ddof=0``), so ``diag(cov) == var == std**2``. Seed 004's
+All moments are population moments (``ddof=0``), so ``diag(cov) == var == std**2``. Calvo Ordoñez's (2022)
 ``stats_dist`` (its Listing 2) mixes ``np.std``/``np.var`` (``ddof=0``) with ``np.cov``
 (``ddof=1``); we use one convention so the rows of the table agree with each other.
 """
@@ -42,7 +43,7 @@ def stack_properties(props: Properties, keys: Sequence[str] | None = None) -> np
 def moments(x: np.ndarray) -> dict[str, np.ndarray]:
     """Per-dimension mean, std and variance, and the covariance matrix of a sample.
 
-    Population moments throughout (``ddof=0``), as seed 004's ``stats_dist`` computes the mean,
+    Population moments throughout (``ddof=0``), as Calvo Ordoñez's (2022) ``stats_dist`` computes the mean,
     standard deviation and variance; the covariance uses the same normalisation so that its
     diagonal equals the variance.
 
@@ -68,7 +69,7 @@ def _pairs(keys: Sequence[str]) -> list[tuple[int, int]]:
 
 
 def moment_values(real: Properties, fake: Properties, cond: Properties | None = None) -> dict[str, float]:
-    """Raw moments of every property of the real and the generated sample (seed 004, Figure 23).
+    """Raw moments of every property of the real and the generated sample (Calvo Ordoñez 2022, Figure 23).
 
     Args:
         real: property name -> (N,) array of the reference sample.
@@ -110,7 +111,7 @@ def moment_errors(real: Properties, fake: Properties, cond: Properties | None = 
     ``max_abs_err`` is the largest absolute mean or std error over the properties: one number to
     select a checkpoint on (``metric.monitor=moments/max_abs_err``) where the moments are the goal.
 
-    Where a real std is 0 (seed 004's sigma = 0 toy data) the division is skipped: the mean error is
+    Where a real std is 0 (Calvo Ordoñez's (2022) sigma = 0 toy data) the division is skipped: the mean error is
     the absolute difference ``m_f - m_r``, the std error is ``s_f`` and the covariance error the raw
     difference.
 

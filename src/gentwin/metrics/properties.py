@@ -1,6 +1,6 @@
 """Distances between the key-property distributions of real and generated samples.
 
-Seed 000 judges generated leaves by how closely the distributions of eight geometric properties
+van Beek 2023 (leaf digital twin) judges generated leaves by how closely the distributions of eight geometric properties
 follow those of the data (its Fig. 9 and 13; §5: "similar in location as in variation"). These
 metric entries compare each property's marginal distribution with the exact 1-D Wasserstein-1
 (scaled by the real std, so properties in different units are comparable) and the two-sample

@@ -6,7 +6,8 @@ conv net without other changes:
 * decoders / generators: ``net(in_features=L + C, out_shape=(C, H, W))``, ``(B, L + C) -> (B, C, H, W)``;
 * encoders / critics: ``net(in_shape=(C, H, W), cond_dim=C, out_features=K)``, ``(x, c) -> (B, K)``.
 
-``seed001_vae_nets`` builds the microstructure VAE of seed 001 with exactly the parameter counts
+``microstructure_vae_nets`` builds the microstructure VAE of Görmüş 2023 (microstructure VAE) with exactly the
+parameter counts
 of its Table 3.1; ``count_params`` counts them the way Keras' ``model.summary()`` does.
 """
 
@@ -134,7 +135,7 @@ class ConvDecoder(nn.Module):
 
     The ``n`` doublings from ``start_shape`` to the output are spread over the blocks, earlier
     blocks first: block ``i`` upsamples by ``2 ** (n // depth + (i < n % depth))``. With the default
-    ``start_shape`` (``n = depth``) every block doubles; seed 001 starts at 8x8 for 64x64 images
+    ``start_shape`` (``n = depth``) every block doubles; Görmüş 2023 starts at 8x8 for 64x64 images
     (``n = 3``), so its 4-block decoder does not upsample after the last block and its 2-block
     decoder upsamples by 4 then 2, as in the report's code. Upsampling after the conv keeps the
     first convs at low resolution.
@@ -239,7 +240,7 @@ class DCGANGenerator(nn.Module):
     channels, followed by batchnorm and ReLU; the last layer gives the image channels, no
     batchnorm, then ``out_activation``. Convs have no bias (batchnorm follows).
 
-    Seed 000's leaf generator ("eight layers of transpose 2D-convolutions", 46,375,872
+    van Beek's (2023, leaf digital twin) leaf generator ("eight layers of transpose 2D-convolutions", 46,375,872
     parameters) is ``num_layers=8, base_filters=32, kernel_size=4`` with ``in_features=50``
     (2048 -> 1024 -> ... -> 32 -> 2 channels): exactly 46,375,872 parameters. With all seven later
     layers stride-2 it would output 512x512; at 64x64 three of them run at stride 1 at 4x4.
@@ -310,7 +311,7 @@ class DCGANDiscriminator(nn.Module):
     layer, LeakyReLU after all but the last. The output is a logit (no sigmoid: losses take
     logits). Convs have no bias.
 
-    Seed 000's leaf discriminator ("eight layers of 2D-convolutions", 11,227,584 parameters) is
+    van Beek's (2023) leaf discriminator ("eight layers of 2D-convolutions", 11,227,584 parameters) is
     read as ``num_layers=8, base_filters=16, kernel_size=4`` (2 -> 16 -> ... -> 1024 -> 1):
     11,203,008 parameters, 24,576 (0.2 %) fewer than the report; no regular DCGAN variant we
     tried (kernel sizes, biases, batchnorm placement, widths, a dense head) gives the report's
@@ -376,7 +377,7 @@ def count_params(*modules: nn.Module, bn_stats: bool = False) -> int:
     Args:
         *modules: Networks to count (shared parameters are counted once).
         bn_stats: Also count batchnorm running means and variances, as Keras' ``model.summary()``
-            does in "Total params" (its "Non-trainable params"); seed 001's Table 3.1 counts them.
+            does in "Total params" (its "Non-trainable params"); Görmüş's (2023) Table 3.1 counts them.
 
     Returns:
         The count.
@@ -390,9 +391,9 @@ def count_params(*modules: nn.Module, bn_stats: bool = False) -> int:
     return n
 
 
-def seed001_vae_nets(latent_dim: int = 16, num_layers: int = 4,
+def microstructure_vae_nets(latent_dim: int = 16, num_layers: int = 4,
                      in_shape: Sequence[int] = (3, 64, 64)) -> tuple[ConvEncoder, ConvDecoder]:
-    """Encoder and decoder of seed 001's microstructure VAE, with its exact parameter counts.
+    """Encoder and decoder of Görmüş's (2023) microstructure VAE, with its exact parameter counts.
 
     The report (§2) names only the filters (16-32-64-128, 2x2 max-pooling; decoder 128-64-32-16
     with batchnorm and LeakyReLU); read with 3x3 convs and a decoder ``Linear`` to the 4x4x128
@@ -423,24 +424,24 @@ def seed001_vae_nets(latent_dim: int = 16, num_layers: int = 4,
     Returns:
         ``(encoder, decoder)``: ``(B, C, H, W) -> (B, 2 L)`` and ``(B, L) -> (B, C, H, W)`` logits.
     """
-    return (seed001_encoder(in_shape, 2 * latent_dim, num_layers=num_layers),
-            seed001_decoder(latent_dim, in_shape, num_layers=num_layers))
+    return (microstructure_encoder(in_shape, 2 * latent_dim, num_layers=num_layers),
+            microstructure_decoder(latent_dim, in_shape, num_layers=num_layers))
 
 
-def _seed001_filters(num_layers: int) -> tuple[int, ...]:
+def _microstructure_filters(num_layers: int) -> tuple[int, ...]:
     if not 1 <= num_layers <= 4:
         raise ValueError(f"num_layers must be 1 to 4, got {num_layers}")
     return (16, 32, 64, 128)[:num_layers]
 
 
-def seed001_encoder(in_shape: Sequence[int], out_features: int, cond_dim: int = 0,
+def microstructure_encoder(in_shape: Sequence[int], out_features: int, cond_dim: int = 0,
                     num_layers: int = 4) -> ConvEncoder:
-    """The encoder of ``seed001_vae_nets`` with the encoder contract (``VAE(encoder=...)`` partials)."""
-    return ConvEncoder(in_shape, out_features, cond_dim, filters=_seed001_filters(num_layers), kernel_size=2,
+    """The encoder of ``microstructure_vae_nets`` with the encoder contract (``VAE(encoder=...)`` partials)."""
+    return ConvEncoder(in_shape, out_features, cond_dim, filters=_microstructure_filters(num_layers), kernel_size=2,
                        padding=("same",) + ("valid",) * (num_layers - 1), activation="relu")
 
 
-def seed001_decoder(in_features: int, out_shape: Sequence[int], num_layers: int = 4) -> ConvDecoder:
-    """The decoder of ``seed001_vae_nets`` with the decoder contract (logits; start map 8 x H/8 x W/8)."""
-    return ConvDecoder(in_features, out_shape, filters=_seed001_filters(num_layers)[::-1], kernel_size=2,
+def microstructure_decoder(in_features: int, out_shape: Sequence[int], num_layers: int = 4) -> ConvDecoder:
+    """The decoder of ``microstructure_vae_nets`` with the decoder contract (logits; start map 8 x H/8 x W/8)."""
+    return ConvDecoder(in_features, out_shape, filters=_microstructure_filters(num_layers)[::-1], kernel_size=2,
                        negative_slope=0.3, start_shape=(8, max(1, out_shape[1] // 8), max(1, out_shape[2] // 8)))

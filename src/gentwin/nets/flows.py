@@ -2,9 +2,10 @@
 
 zuko's own ``NICE`` class uses affine couplings (it is RealNVP); these builders give the models of
 the seeds: NICE with additive couplings and a final diagonal scaling (Dinh et al., 2014), and
-RealNVP whose log-scale is bounded by ``tanh`` (Dinh et al., 2017; seed 003 §6.2.4 "an additional
+RealNVP whose log-scale is bounded by ``tanh`` (Dinh et al., 2017; Malchenko et al. 2022 (TPC fast simulation) §6.2.4
+"an additional
 layer with activation function tanh for S"). Conditions are concatenated to the unmasked half at
-the input of each coupling network, as in seed 003 §6.2.4. MAF is ``zuko.flows.MAF`` as it is.
+the input of each coupling network, as in Malchenko et al. 2022 §6.2.4. MAF is ``zuko.flows.MAF`` as it is.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def realnvp(features: int, context: int = 0, transforms: int = 4,
     Args:
         features: Data width ``D`` (samples are flattened).
         context: Condition width ``C``.
-        transforms: Number of coupling layers (seed 003 Table 8: 2, 4, 6, 12).
+        transforms: Number of coupling layers (Malchenko et al. 2022 Table 8: 2, 4, 6, 12).
         hidden_features: Widths of each coupling network (computing s and t together).
         tanh: Bound the log-scale with ``tanh``; ``False`` uses zuko's soft clamp.
     """

@@ -12,7 +12,8 @@ from gentwin.errors import ConfigError
 
 
 class LeafDataModule(ImageDataModule):
-    """Half-leaf images (leaf, vein) of seed 000 §3.2, simulated or from a user's geometry file.
+    """Half-leaf images (leaf, vein) of van Beek 2023 (leaf digital twin) §3.2, simulated or from a user's geometry
+    file.
 
     Args:
         n: Half-leaf images to simulate (``ceil(n / 2)`` leaves, each cut in two); ignored with

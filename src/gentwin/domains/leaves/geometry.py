@@ -26,7 +26,7 @@ FULL_LEAF_EXTENT: Extent = (-5.0, -0.5, 5.0, 9.5)
 """Window (cm) of a whole-leaf image, main vein in the middle column boundary."""
 
 LEAF_PROPERTIES = ("area", "height", "width", "n_holes", "hole_area", "n_veins", "vein_length", "perimeter")
-"""The eight key properties of seed 000 (see the module docstring for the eighth)."""
+"""The eight key properties of van Beek 2023 (leaf digital twin) (see the module docstring for the eighth)."""
 
 PARTS = ("outline", "main_vein", "vein", "hole")
 
@@ -133,7 +133,7 @@ def _cut(leaf: Leaf, right: bool) -> Leaf:
 
 
 def half_leaves(leaves: Iterable[Leaf]) -> list[Leaf]:
-    """Cut each leaf along its main-vein axis into right and mirrored left half (seed 000 §3.2).
+    """Cut each leaf along its main-vein axis into right and mirrored left half (van Beek 2023 §3.2).
 
     The leaf is first moved to the canonical frame (main vein from its first to its last point
     along +y), cut by the line x = 0, and the left half mirrored (x -> -x), so every half lies in

@@ -249,7 +249,8 @@ def postprocess(
     min_vein_length: float = 1.5,
     return_reason: bool = False,
 ):
-    """Convert a generated (leaf, vein) image back to a Leaf (seed 000 §4.2, Fig. 8), or reject it.
+    """Convert a generated (leaf, vein) image back to a Leaf (van Beek 2023 (leaf digital twin) §4.2, Fig. 8), or
+    reject it.
 
     Leaf channel: threshold, keep the largest 8-connected region (stray blobs are noise), fill
     background regions smaller than ``min_hole_pixels``; the outline and each hole are the 0.5

@@ -11,7 +11,7 @@ from gentwin.domains.leaves.postprocess import postprocess
 
 
 def leaf_properties(leaves: Sequence[Leaf | None]) -> dict[str, np.ndarray]:
-    """The eight key properties of seed 000 (Fig. 9) per leaf, in cm and cm^2.
+    """The eight key properties of van Beek 2023 (leaf digital twin) (Fig. 9) per leaf, in cm and cm^2.
 
     Args:
         leaves: leaves or None (a failed post-processing), length N.

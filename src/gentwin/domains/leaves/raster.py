@@ -34,7 +34,7 @@ def rasterize(
     vein_width: float = 1.5,
     supersample: int = 1,
 ) -> np.ndarray:
-    """Rasterise leaves to 2-channel images (leaf, vein), seed 000 §3.2.
+    """Rasterise leaves to 2-channel images (leaf, vein), van Beek 2023 (leaf digital twin) §3.2.
 
     A pixel is leaf when its centre lies in the tissue (outline minus holes), vein when its centre
     lies within ``vein_width / 2`` pixels of a vein and in the tissue. With ``supersample = s > 1``
@@ -45,7 +45,7 @@ def rasterize(
         size: image side in pixels (64 by default; 128 or 256 in GPU presets).
         extent: window ``(xmin, ymin, xmax, ymax)`` in cm mapped onto the image (square).
         vein_width: drawn vein width in pixels (independent of ``size``).
-        supersample: sub-pixels per side for anti-aliasing; 1 gives the binary images of the seed.
+        supersample: sub-pixels per side for anti-aliasing; 1 gives the binary images of the report.
 
     Returns:
         Array of shape (N, 2, size, size), float32 in [0, 1].

@@ -7,11 +7,12 @@ from gentwin.errors import ConfigError
 
 
 class MicrostructureDataModule(ImageDataModule):
-    """RGB grain micrographs (seed 001), ``gentwin.domains.microstructure.simulator.simulate_microstructures``.
+    """RGB grain micrographs (Görmüş 2023 (microstructure VAE)),
+    ``gentwin.domains.microstructure.simulator.simulate_microstructures``.
 
     Args:
-        n: Images (seed 001: 1000).
-        size: Image side in pixels (seed 001: 64).
+        n: Images (Görmüş 2023: 1000).
+        size: Image side in pixels (Görmüş 2023: 64).
         simulator: Further keyword arguments of ``simulate_microstructures``.
         **kwargs: ``ImageDataModule`` arguments.
     """

@@ -8,7 +8,8 @@ from gentwin.data.base import ConfigError
 
 
 def u_shape(n: int, rng: np.random.Generator, rmin: float = -1.0, rmax: float = 1.0) -> np.ndarray:
-    """``x ~ U[rmin, rmax]``, ``y = x^2`` (seed 004 Listing 1, ``toy_data``)."""
+    """``x ~ U[rmin, rmax]``, ``y = x^2`` (Calvo Ordoñez 2022 (generative ML for particle physics) Listing 1,
+    ``toy_data``)."""
     if not rmin < rmax:
         raise ConfigError(f"dataset.rmin must be < dataset.rmax, got {rmin} and {rmax}")
     x = rng.uniform(rmin, rmax, n)
@@ -24,7 +25,7 @@ def gaussian2d(
 ) -> np.ndarray:
     """2-D normal with per-axis ``mean`` and variance ``var`` and correlation ``corr``.
 
-    ``var = 0`` gives a point mass (seed 004 Fig. 22, "mean 1 with variance 0").
+    ``var = 0`` gives a point mass (Calvo Ordoñez 2022 Fig. 22, "mean 1 with variance 0").
     """
     mean = np.broadcast_to(np.asarray(mean, dtype=float), (2,))
     var = np.broadcast_to(np.asarray(var, dtype=float), (2,))
@@ -58,7 +59,7 @@ def circles(n: int, rng: np.random.Generator, factor: float = 0.5, noise: float 
 
 
 def ring(n: int, rng: np.random.Generator, radius: float = 1.0, width: float = 0.1) -> np.ndarray:
-    """A ring of ``radius`` with Gaussian radial ``width`` (seed 004 Fig. 38)."""
+    """A ring of ``radius`` with Gaussian radial ``width`` (Calvo Ordoñez 2022 Fig. 38)."""
     t = rng.uniform(0, 2 * np.pi, n)
     r = radius + width * rng.standard_normal(n)
     return np.stack([r * np.cos(t), r * np.sin(t)], 1)

@@ -15,11 +15,12 @@ from gentwin.domains.tpc.simulator import simulate_tpc
 
 
 class TPCDataModule(ArrayDataModule):
-    """TPC pad responses: 8 x 16 images conditioned on the track segment (seed 003 section 3.2).
+    """TPC pad responses: 8 x 16 images conditioned on the track segment (Malchenko et al. 2022 (TPC fast simulation)
+    section 3.2).
 
-    ``path=None`` simulates ``n`` events with :func:`simulate_tpc` (``dataset=tpc``); a path reads a
-    TPC-FastSim digits file with :func:`read_digits` (``dataset=tpc_mpd``), whose ``params:`` columns
-    are named by ``feature_names``. The model sees the conditions ``condition_names`` (by default the
+    ``path=None`` simulates ``n`` events with :func:`simulate_tpc`; a path reads a TPC-FastSim digits
+    file with :func:`read_digits`, whose ``params:`` columns are named by ``feature_names`` (both
+    ``dataset=tpc``). The model sees the conditions ``condition_names`` (by default the
     baseline's five, affinely scaled as TPC-FastSim does); :meth:`conditions` maps them back to the
     raw profile variables of the chi2, so the held-out split's profile variables are exact up to
     float32 rounding of the scaled values.

@@ -1,7 +1,8 @@
 """Profile chi-square of TPC responses (the baseline's public evaluation).
 
 Reference: A. Maevskiy et al., Eur. Phys. J. C 81, 599 (2021) and its code TPC-FastSim
-(``metrics/trends.py``: ``make_trend_plot(..., calc_chi2=True)``); seed 003, section 3.3.
+(``metrics/trends.py``: ``make_trend_plot(..., calc_chi2=True)``); Malchenko et al. 2022 (TPC fast simulation),
+section 3.3.
 
 For every profile variable v (a condition) and statistic y (an image property), the range of v over
 real and generated events together is cut into ``n_bins`` equal bins. In each bin, for real and for
@@ -130,7 +131,7 @@ def tpc_chi2(
     seed: int = 0,
     cond_fake: dict[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
-    """Profile chi-square of the baseline (TPC-FastSim; seed 003 section 3.3), with a breakdown.
+    """Profile chi-square of the baseline (TPC-FastSim; Malchenko et al. 2022 section 3.3), with a breakdown.
 
     Args:
         real: :func:`gentwin.domains.tpc.properties.tpc_properties` of the real images, each (N_r,).

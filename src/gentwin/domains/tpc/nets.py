@@ -1,9 +1,10 @@
 """Networks of the baseline TPC WGAN-GP: the generator's output activation and the convolutional critic.
 
 Reference: A. Maevskiy, F. Ratnikov, A. Zinchenko, V. Riabov, Eur. Phys. J. C 81, 599 (2021), and
-its code TPC-FastSim (``models/configs/baseline_fc_8x16_kinked.yaml``, ``models/nn.py``); seed 003,
+its code TPC-FastSim (``models/configs/baseline_fc_8x16_kinked.yaml``, ``models/nn.py``); Malchenko et al. 2022 (TPC
+fast simulation),
 eq. (1) and section 4.3.3. The generator itself is a plain MLP [32, 64, 64, 64, 128] with ELU to
-8 * 16 outputs followed by :class:`CustomActivation`.
+8 * 16 outputs followed by :class:`TPCOutputActivation`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from gentwin.nets.mlp import MLP
 def tpc_output_activation(
     x: torch.Tensor, delta: float = 0.01, alpha: float = 0.1, T: float = math.log10(2.0)
 ) -> torch.Tensor:
-    """Output activation of the baseline generator, seed 003 eq. (1).
+    """Output activation of the baseline generator, Malchenko et al. 2022 eq. (1).
 
     f(x) = alpha T exp(x)                      for x < 0,
            T (alpha + (1 - alpha) x / delta)   for 0 <= x <= delta,
@@ -41,8 +42,9 @@ def tpc_output_activation(
     return torch.where(x < 0, low, torch.where(x <= delta, mid, high))
 
 
-class CustomActivation(nn.Module):
-    """:func:`tpc_output_activation` as a module (seed 003 eq. (1))."""
+class TPCOutputActivation(nn.Module):
+    """:func:`tpc_output_activation` as a module: the baseline generator's last layer (TPC-FastSim's
+    ``CustomActivation``), positive outputs that can jump across the zero-suppression threshold."""
 
     def __init__(self, delta: float = 0.01, alpha: float = 0.1, T: float = math.log10(2.0)):
         super().__init__()
@@ -58,12 +60,11 @@ class CustomActivation(nn.Module):
 class SparseDropout(nn.Module):
     """Dropout for small rates that draws one random number per dropped unit, not one per unit.
 
-    ``nn.Dropout`` draws a Bernoulli variate for every element; with torch's CPU generator that cost
-    0.43 ms per (32, 16, 8, 16) activation, about 10 % of a TPC critic step with gradient penalty.
-    Here the dropped positions are a Bernoulli(p) process built from geometric gaps
+    ``nn.Dropout`` draws a Bernoulli variate for every element, a noticeable share of a TPC critic step
+    on the CPU (docs/benchmarks.md). Here the dropped positions are a Bernoulli(p) process built from geometric gaps
     (``floor(log U / log(1 - p))``), so each element is still dropped independently with
-    probability ``p`` and survivors are scaled by ``1 / (1 - p)``, exactly as ``nn.Dropout``;
-    for p = 0.02 it is about 5x faster. An identity in eval mode or with ``p = 0``.
+    probability ``p`` and survivors are scaled by ``1 / (1 - p)``, exactly as ``nn.Dropout``, with
+    far fewer random numbers for small ``p``. An identity in eval mode or with ``p = 0``.
     """
 
     def __init__(self, p: float = 0.5):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-#: Model-visible conditions (seed 003 section 3.2): only the fractional part of the pad coordinate
+#: Model-visible conditions (Malchenko et al. 2022 (TPC fast simulation) section 3.2): only the fractional part of the
+#: pad coordinate
 #: matters, while the drift length enters both absolutely and as its fractional part.
 CONDITION_NAMES = (
     "crossing_angle",
@@ -77,7 +78,7 @@ class TPCEvents:
         """Model-visible condition vectors, (N, len(names)) float32.
 
         Args:
-            names: entries of :meth:`profile_variables`; default the five of seed 003 section 3.2.
+            names: entries of :meth:`profile_variables`; default the five of Malchenko et al. 2022 section 3.2.
             normalize: apply the baseline's affine scaling (:data:`CONDITION_SHIFT`,
                 :data:`CONDITION_SCALE`); only defined for the default ``names``.
         """
@@ -104,7 +105,7 @@ class TPCEvents:
         )
 
     def split(self, test_fraction: float = 0.25, seed: int = 0) -> tuple[TPCEvents, TPCEvents]:
-        """Random (train, test) split; 75:25 by default as in seed 003 and the baseline."""
+        """Random (train, test) split; 75:25 by default as in Malchenko et al. 2022 and the baseline."""
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
         perm = np.random.default_rng(seed).permutation(len(self))

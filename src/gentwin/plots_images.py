@@ -88,7 +88,7 @@ def _is_count(values: np.ndarray) -> bool:
 
 def property_histograms(real: dict, fake: dict, names=None, title: str = "", units: dict | None = None):
     """Per-property histograms of data vs generated samples on the same bins, in per cent of each
-    sample (after Strobel et al.'s leaf figures 9 and 13).
+    sample (after van Beek 2023 (leaf digital twin), Figures 9 and 13).
 
     Count properties (integers over a small range) are drawn as side-by-side bars, one pair per
     value, so no two values share a bar; others as step histograms on 30 shared bins. The legend

@@ -22,7 +22,7 @@ class VAE(GenerativeModel):
         latent_dim: Latent width.
         beta: Schedule ``epoch -> beta`` (schedule/beta group).
         reconstruction: ``"gaussian"`` (learned per-feature sigma) or ``"bce"`` (decoder gives logits;
-            data in [0, 1], seed 001).
+            data in [0, 1], as Görmüş 2023 (microstructure VAE)).
         decoder_noise: With ``"gaussian"``, ``sample`` draws from ``N(decoder mean, sigma)`` (the
             model's density); otherwise it returns the decoder mean.
         **kwargs: ``GenerativeModel`` arguments.

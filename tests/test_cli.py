@@ -16,8 +16,14 @@ FAST = [*TINY, "dataset.n=400"]
 def test_help_lists_groups_and_options(tmp_path):
     out = cli("run", "--help", cwd=tmp_path)
     assert out.returncode == 0
-    for line in ("model ", "wgan_gp", "realnvp", "dataset ", "gaussian2d", "schedule/lr", "trainer ", "ddp"):
+    for line in ("  model\n", "  dataset\n", "  schedule/lr\n", "  trainer\n", "    ddp "):
         assert line in out.stdout
+    # one line per option, from the first comment of its file; the top-level keys with their defaults
+    assert "    wgan_gp     WGAN-GP (Gulrajani et al. 2017;" in out.stdout
+    assert "    gaussian2d        Toy distribution 'gaussian2d'" in out.stdout
+    for key in ("resume=<run folder>  continue", "seed=1  Seed of the training", "threads=null  Intra-op CPU threads",
+                "final_checkpoint=best  Weights used", "name=<model>_<dataset>  Name of the run folder"):
+        assert f"  {key}" in out.stdout, key
     # every specialisation, with the models of its family and what it sets
     assert "  tpc + cramer_gan, gan, lsgan, wgan_gp: model.critic_steps=8, model.generator.head=TPCOutputActivation, " \
            "model.critic=TPCCritic, dataset.batch_size=32\n" in out.stdout

@@ -184,12 +184,46 @@ def config_groups(root: Path = CONFIGS) -> dict[str, list[str]]:
     return groups
 
 
+def first_comment(path: Path) -> str:
+    """The first comment line of a config file (its one-line description), without ``#``."""
+    for line in path.read_text().splitlines():
+        text = line.strip()
+        if text.startswith("#") and not text.startswith("# @package"):
+            return text.lstrip("#").strip()
+    return ""
+
+
+def top_level_keys(path: Path = CONFIGS / "run.yaml") -> list[tuple[str, str, str]]:
+    """``(key, default, description)`` of run.yaml's own keys, from the comment above each."""
+    out, comment = [], []
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            comment.append(line.lstrip("#").strip())
+        elif line and not line.startswith((" ", "-")) and ":" in line:
+            key, value = line.split(":", 1)
+            if key not in ("defaults", "ckpt_path"):
+                value = value.strip().replace("${hydra:runtime.choices.model}", "<model>")
+                value = value.replace("${hydra:runtime.choices.dataset}", "<dataset>")
+                out.append((key, value, " ".join(comment).split(". ")[0].rstrip(".")))
+            comment = []
+        else:
+            comment = []
+    return out
+
+
 def help_text() -> str:
     lines = ["run: train and evaluate a deep generative surrogate (gentwin).", "",
              "Usage: run [group=option ...] [key=value ...]     run -m key=a,b,c ...  (a sweep)", "",
-             "Config groups (group=option):"]
+             "Top-level keys (key=value):",
+             "  resume=<run folder>  continue an interrupted run from its checkpoints/last.ckpt, in its folder",
+             *(f"  {k}={v}  {d}" for k, v, d in top_level_keys()), "",
+             "Config groups (group=option), each option with the first line of its file's description:"]
     for group, options in config_groups().items():
-        lines.append(f"  {group:15s} {', '.join(options)}")
+        lines.append(f"  {group}")
+        width = max(len(o) for o in options)
+        for o in options:
+            text = first_comment(CONFIGS / group / f"{o}.yaml")
+            lines.append(f"    {o:{width}s}  {text if len(text) <= 90 else text[:89] + '…'}".rstrip())
     lines += ["", "Specialisations, applied by themselves and printed at a run's start (configs/specialise/",
               "<dataset>_<family>.yaml; a model names its family in its defaults; ~specialise: off):",
               *config.specialisation_help()]

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import TINY, cli, run_dirs
 from gentwin.report import build_report, main, markdown, mean_std
@@ -219,3 +220,20 @@ def test_report_on_a_run_several_runs_and_a_date_folder(tmp_path, capsys):
     assert rep.swept == ["model.latent_dim"] and [len(r.jobs) for r in rep.rows] == [2, 1]
     assert main([str(day)]) == 0
     assert (day / "chi2_vs_model.latent_dim.png").exists()
+
+
+def test_report_prints_the_published_values_of_the_study_beside_ours(tmp_path):
+    from gentwin.config import CONFIGS
+
+    block = OmegaConf.load(CONFIGS / "sweep" / "tpc_latent.yaml")["published"]
+    root = tmp_path / "sweep"
+    for num, (dim, seed, value) in enumerate([(32, 1, 450.0), (32, 2, 430.0), (4, 1, 700.0)]):
+        job = fake_job(root, num, [f"model.latent_dim={dim}", f"seed={seed}"], seed, {"chi2": value})
+        config = OmegaConf.load(job / ".hydra" / "config.yaml")
+        config.published = block
+        OmegaConf.save(config, job / ".hydra" / "config.yaml")
+    text = markdown(build_report(root))
+    assert "| mean ± std | runs | published |" in text
+    assert "| 32 | 450 | 430 | 440.00 ± 14.14 | 2/2 | 440.33 ± 27.43 |" in text
+    assert "| 4 | 700 |  | 700.00 ± – | 1/1 | 608.53 ± 122.15 |" in text
+    assert "published: Malchenko et al. 2022 (TPC fast simulation) Table 1" in text

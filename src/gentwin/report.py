@@ -62,6 +62,7 @@ class Job:
     metrics: dict[str, float] = field(default_factory=dict)
     monitor: str | None = None
     mode: str | None = None
+    published: dict | None = None  # the sweep file's ``published`` block: the report's own values
 
 
 @dataclass
@@ -120,7 +121,8 @@ def read_job(path: Path) -> Job:
     seed = config.get("seed", overrides.get("seed"))
     seed = int(seed) if isinstance(seed, int | str) and str(seed).lstrip("-").isdigit() else None
     mode = (config.get("metric") or {}).get("mode") if isinstance(config.get("metric"), dict) else None
-    job = Job(path=path, num=num, overrides=overrides, seed=seed, status="unfinished", mode=mode)
+    published = config.get("published") if isinstance(config.get("published"), dict) else None
+    job = Job(path=path, num=num, overrides=overrides, seed=seed, status="unfinished", mode=mode, published=published)
     summary = path / "metrics.json"
     if summary.exists():
         try:
@@ -168,6 +170,11 @@ class Report:
     metrics: list[str]
     monitor: str | None
     mode: str | None
+
+    @property
+    def published(self) -> dict | None:
+        """The ``published`` block of the sweep file the jobs ran (the report's own values), if any."""
+        return next((j.published for j in self.jobs if j.published), None)
 
     @property
     def seeds(self) -> list:
@@ -235,6 +242,13 @@ def row_label(row: Row) -> str:
     return ", ".join(f"{k}={v}" for k, v in row.key) or "(all jobs)"
 
 
+def _published(pub: dict, key: dict[str, str]) -> str:
+    """The published ``mean ± std`` for a row's value of ``pub["by"]``, or ``-``."""
+    value = key.get(pub.get("by", ""))
+    entry = {str(k): v for k, v in (pub.get("values") or {}).items()}.get(str(value))
+    return _pm(float(entry[0]), float(entry[1])) if isinstance(entry, list) and len(entry) == 2 else "-"
+
+
 def markdown(rep: Report) -> str:
     """The report as markdown: a header, one table per metric, the failed and unfinished jobs."""
     n_ok = sum(j.status == "ok" for j in rep.jobs)
@@ -251,7 +265,9 @@ def markdown(rep: Report) -> str:
     seeds = rep.seeds
     for metric in rep.metrics:
         tag = " (monitor" + (f", {rep.mode})" if rep.mode else ")") if metric == rep.monitor else ""
-        head = [*(rep.swept or ["group"]), *[f"seed {s}" for s in seeds], "mean ± std", "runs"]
+        pub = rep.published if rep.published and rep.published.get("metric") == metric else None
+        head = [*(rep.swept or ["group"]), *[f"seed {s}" for s in seeds], "mean ± std", "runs",
+                *(["published"] if pub else [])]
         lines += [f"## {metric}{tag}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in rep.rows:
             values = row.values(metric)
@@ -259,7 +275,11 @@ def markdown(rep: Report) -> str:
             cells = [v for _, v in row.key] or ["all"]
             cells += [_fmt(values[s]) if s in values else "" for s in seeds]
             cells += [_pm(mean, std), f"{len(row.finished)}/{len(row.jobs)}"]
+            if pub:
+                cells.append(_published(pub, dict(row.key)))
             lines.append("| " + " | ".join(cells) + " |")
+        if pub:
+            lines += ["", f"published: {pub.get('source', 'the report')}"]
         lines.append("")
     if rep.problems:
         lines += ["## Failed or unfinished jobs", "", "| job | status | overrides | error |", "|---|---|---|---|"]

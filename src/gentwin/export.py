@@ -27,8 +27,8 @@ an error above 1e-4 fails the export). Needs ``pip install gentwin[export]`` for
 Every family exports to both formats: no op of the GANs, VAEs or flows (NICE, RealNVP and MAF
 inverses, the data transforms' inverses) fails. One limit is time: MAF inverts feature by feature,
 ``features`` sequential passes per transform that the export unrolls (TPC: 6 x 128 = 768 MADE
-passes). torch's ONNX exporter grows about linearly with them (64 passes: 27 s here) and had not
-finished 768 after 12 minutes, while the TorchScript trace takes 3 s. Above ``MAX_ONNX_PASSES``
+passes). torch's ONNX exporter's time grows about linearly with them (measured: docs/benchmarks.md),
+while the TorchScript trace stays quick. Above ``MAX_ONNX_PASSES``
 sequential passes the ONNX export is refused with that advice (``--format torchscript``). torch's
 old TorchScript-based ONNX exporter (``dynamo=False``) is no way out: it has no ``expm1`` (the TPC
 transform's inverse).

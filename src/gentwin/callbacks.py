@@ -10,6 +10,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from gentwin.evaluate import evaluate
+from gentwin.plots import stamp
 
 
 def tensorboard(trainer):
@@ -28,11 +29,12 @@ class Evaluator(L.Callback):
     Args:
         entries: metric entries (``gentwin.evaluate``).
         figures_every: draw the figures at every n-th validation (the first included); 0 never.
+        monitor: the monitored metric's name (``metric.monitor``), written with the epoch above each figure.
             Figures can cost more than the metrics (docs/benchmarks.md).
     """
 
-    def __init__(self, entries: dict, figures_every: int = 1):
-        self.entries, self.figures_every = entries, int(figures_every)
+    def __init__(self, entries: dict, figures_every: int = 1, monitor: str | None = None):
+        self.entries, self.figures_every, self.monitor = entries, int(figures_every), monitor
         self.last: dict[str, float] = {}
         self.validations = 0
 
@@ -49,6 +51,8 @@ class Evaluator(L.Callback):
         writer = tensorboard(trainer)
         step = max(trainer.global_step - 1, 0)  # the step Lightning writes the val/ scalars at
         for name, fig in figs.items():
+            if self.monitor in metrics:  # each figure says when it was drawn and how good the model was
+                stamp(fig, f"epoch {trainer.current_epoch + 1}: {self.monitor} = {metrics[self.monitor]:.4g}")
             if writer is not None and trainer.is_global_zero:
                 writer.add_figure(f"val/{name}", fig, global_step=step)
             plt.close(fig)

@@ -38,3 +38,11 @@ def scatter_and_marginals(real: np.ndarray, fake: np.ndarray, title: str = "", m
         ax.set_xlabel(f"x{i}")
     fig.tight_layout()
     return fig
+
+
+def stamp(fig, text: str) -> None:
+    """Puts ``text`` (the run's state: epoch, monitored metric) above a figure's own title."""
+    old = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    fig.suptitle(f"{text}\n{old}" if old else text, fontsize=9, y=0.995, va="top")
+    room = (0.45 if old else 0.3) / fig.get_figheight()  # inches of title over the panels
+    fig.subplots_adjust(top=min(fig.subplotpars.top, 1 - room))

@@ -151,7 +151,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     last = RunCheckpoint(filename="last", monitor=None, save_top_k=1, **common)
     clock = RunClock()
     interactive = sys.stdout.isatty() and not os.environ.get("CI")
-    callbacks = [Evaluator(entries, cfg.metric.get("figures_every", 1)), checkpoint, last,
+    callbacks = [Evaluator(entries, cfg.metric.get("figures_every", 1), cfg.metric.monitor), checkpoint, last,
                  ValidateLast(ckpt_dir / "last.ckpt"), clock, FollowBudget(),
                  LossBar() if interactive else LineProgress(monitor), *dm.callbacks()]
     logger = instantiate(cfg.logger, save_dir=str(out_dir))
@@ -199,7 +199,12 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     writer = logger.experiment
     import matplotlib.pyplot as plt
 
+    from gentwin.plots import stamp
+
+    at = f"best checkpoint, epoch {best_epoch}" if final == "best" else f"last weights, epoch {epochs}"
     for name, fig in figs.items():
+        if cfg.metric.monitor in metrics:
+            stamp(fig, f"final ({at}): {cfg.metric.monitor} = {metrics[cfg.metric.monitor]:.4g}")
         writer.add_figure(f"final/{name}", fig, global_step=trainer.global_step)
         plt.close(fig)
     params = hparams(cfg, choices or {}) | {"threads": threads}

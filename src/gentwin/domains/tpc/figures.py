@@ -104,7 +104,7 @@ def response_grid(real: np.ndarray, fake: np.ndarray, cond: dict[str, np.ndarray
     fig.suptitle("real (top) and generated (bottom) for the same conditions; column titles: crossing angle [deg], "
                  "dip angle [deg], drift length [time bucket]", fontsize=8)
     fig.tight_layout(rect=(0, 0, 0.92, 1))
-    if k:
-        bar = fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01)
+    if k:  # its own axes at the right, so that later layout changes (a title) leave it clear of the panels
+        bar = fig.colorbar(image, cax=fig.add_axes((0.935, 0.12, 0.012, 0.72)))
         bar.set_label("log10(1 + amplitude [ADC counts])", fontsize=8)
     return fig

@@ -243,10 +243,12 @@ def row_label(row: Row) -> str:
 
 
 def _published(pub: dict, key: dict[str, str]) -> str:
-    """The published ``mean ± std`` for a row's value of ``pub["by"]``, or ``-``."""
+    """The published ``mean ± std`` (or mean) for a row's value of ``pub["by"]``, or ``-``."""
     value = key.get(pub.get("by", ""))
     entry = {str(k): v for k, v in (pub.get("values") or {}).items()}.get(str(value))
-    return _pm(float(entry[0]), float(entry[1])) if isinstance(entry, list) and len(entry) == 2 else "-"
+    if isinstance(entry, list) and len(entry) == 2:
+        return _pm(float(entry[0]), float(entry[1]))
+    return _fmt(float(entry)) if isinstance(entry, int | float) else "-"  # a mean without its spread
 
 
 def markdown(rep: Report) -> str:

@@ -36,11 +36,12 @@ def test_run_log_keeps_the_output_and_the_summary_leads_with_the_monitor(tmp_pat
     assert metrics["best_epoch"] in (2, 4) and metrics["final_weights"] == "best"
 
 
-@pytest.mark.parametrize("budget, check", [
-    ("trainer.max_steps=7", lambda m: m["steps"] == 7),
-    ("trainer.max_time=00:00:00:02", lambda m: 0 < m["steps"] < 100_000),
+@pytest.mark.parametrize("budget, check, progress", [
+    ("trainer.max_steps=7", lambda m: m["steps"] == 7, (6 / 7, 6 / 7)),  # set before the 7th step
+    # the time a step takes varies with the machine's load: only that the cosine moved along the budget
+    ("trainer.max_time=00:00:00:02", lambda m: 1 < m["steps"] < 100_000, (1e-9, 1.0)),
 ])
-def test_a_step_or_time_budget_ends_the_run_validated_and_checkpointed(tmp_path, budget, check):
+def test_a_step_or_time_budget_ends_the_run_validated_and_checkpointed(tmp_path, budget, check, progress):
     out = cli("run", *FAST, "trainer.max_epochs=100000", "trainer.check_val_every_n_epoch=1000", budget,
               cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -49,7 +50,8 @@ def test_a_step_or_time_budget_ends_the_run_validated_and_checkpointed(tmp_path,
     assert check(metrics) and math.isfinite(metrics["multivariate/energy"])
     last = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
     assert last["global_step"] == metrics["steps"] and (run / "checkpoints/best.ckpt").exists()
-    assert all(0.5 < s["progress"] <= 1.0 for s in last["lr_schedulers"])  # cosine followed the budget
+    low, high = progress
+    assert all(low - 1e-9 <= s["progress"] <= high + 1e-9 for s in last["lr_schedulers"])  # cosine followed it
 
 
 def test_cosine_to_budget_follows_progress():

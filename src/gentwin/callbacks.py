@@ -199,5 +199,5 @@ class FollowBudget(L.Callback):
                 fractions.append(elapsed / (elapsed + left))
         for config in trainer.lr_scheduler_configs:
             if isinstance(config.scheduler, CosineToBudget):
-                config.scheduler.progress = max(fractions)
+                config.scheduler.progress = min(max(fractions), 1.0)
                 config.scheduler.step()

@@ -237,3 +237,20 @@ def test_report_prints_the_published_values_of_the_study_beside_ours(tmp_path):
     assert "| 32 | 450 | 430 | 440.00 ± 14.14 | 2/2 | 440.33 ± 27.43 |" in text
     assert "| 4 | 700 |  | 700.00 ± – | 1/1 | 608.53 ± 122.15 |" in text
     assert "published: Malchenko et al. 2022 (TPC fast simulation) Table 1" in text
+
+
+def test_published_values_of_a_study_over_two_keys(tmp_path):
+    from gentwin.config import CONFIGS
+
+    block = OmegaConf.load(CONFIGS / "sweep" / "tpc_realnvp_layers.yaml")["published"]
+    root = tmp_path / "sweep"
+    for num, (layers, batch) in enumerate([(12, 256), (2, 128)]):
+        job = fake_job(root, num, [f"model.flow.transforms={layers}", f"dataset.batch_size={batch}", "seed=1"], 1,
+                       {"chi2": 7000.0 + num})
+        config = OmegaConf.load(job / ".hydra" / "config.yaml")
+        config.published = block
+        OmegaConf.save(config, job / ".hydra" / "config.yaml")
+    text = markdown(build_report(root))
+    # Table 8's 12 layers, batch 256: 7123.22, 7348.13, 6969.004 -> 7146.78 +- 190.66 (ddof 1)
+    assert "| 12 | 256 | 7000 | 7000.0 ± – | 1/1 | 7146.8 ± 190.7 |" in text
+    assert "| 2 | 128 | 7001 | 7001.0 ± – | 1/1 | 22571 ± 2209 |" in text

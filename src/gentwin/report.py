@@ -243,8 +243,10 @@ def row_label(row: Row) -> str:
 
 
 def _published(pub: dict, key: dict[str, str]) -> str:
-    """The published ``mean ± std`` (or mean) for a row's value of ``pub["by"]``, or ``-``."""
-    value = key.get(pub.get("by", ""))
+    """The published ``mean ± std`` (or mean) for a row's value of ``pub["by"]`` (a key, or a list of keys
+    whose values are joined by commas), or ``-``."""
+    by = pub.get("by", "")
+    value = ",".join(str(key.get(b)) for b in by) if isinstance(by, list) else key.get(by)  # several keys: "a,b"
     entry = {str(k): v for k, v in (pub.get("values") or {}).items()}.get(str(value))
     if isinstance(entry, list) and len(entry) == 2:
         return _pm(float(entry[0]), float(entry[1]))

@@ -58,7 +58,7 @@ def table1_sweep(tmp_path):
     return root
 
 
-def test_sample_std_matches_seed_003_table_1():
+def test_sample_std_matches_malchenko_2022_table_1():
     for dim, values in TABLE1.items():
         mean, std = mean_std(values)
         printed_mean, printed_std = TABLE1_PRINTED[dim]

@@ -1,7 +1,7 @@
 """Coupling flows assembled from zuko's parts (couplings, MADE, base distributions).
 
 zuko's own ``NICE`` class uses affine couplings (it is RealNVP); these builders give the models of
-the seeds: NICE with additive couplings and a final diagonal scaling (Dinh et al., 2014), and
+the reports (docs/references.md): NICE with additive couplings and a final diagonal scaling (Dinh et al., 2014), and
 RealNVP whose log-scale is bounded by ``tanh`` (Dinh et al., 2017; Malchenko et al. 2022 (TPC fast simulation) §6.2.4
 "an additional
 layer with activation function tanh for S"). Conditions are concatenated to the unmasked half at

@@ -142,3 +142,17 @@ def test_every_sweep_file_composes_with_its_experiment_and_each_value_runs(sweep
                 values = list(override.sweep_string_iterator())
             for one in {values[0], values[-1]}:
                 validate(compose([f"experiment={experiment}", f"sweep={sweep}", f"{key}={one}"]))
+
+
+def test_no_report_is_named_by_its_file_number():
+    """Reports are cited by author and title (docs/references.md), never as "seed 00x" (a random seed)."""
+    import re
+
+    from conftest import ROOT
+
+    pattern = re.compile(r"seed[ _-]?00[0-4]", re.IGNORECASE)
+    files = [*(ROOT / "src" / "gentwin").rglob("*.py"), *(ROOT / "configs").rglob("*.yaml"), ROOT / "README.md",
+             *(ROOT / "docs").glob("*.md")]
+    named = [f"{f.relative_to(ROOT)}:{i}" for f in files for i, line in enumerate(f.read_text().splitlines(), 1)
+             if pattern.search(line)]
+    assert not named, named

@@ -237,6 +237,7 @@ def bad_files(tmp_path) -> Path:
     (["model.ema=1.5"], 2, "model.ema=1.5: must be a number in (0, 1)"),
     (["trainer.max_epoch=3"], 2, "trainer.max_epoch is not a key of the config; did you mean trainer.max_epochs"),
     (["dataset=tpc", "dataset.n=null"], 2, "dataset.path is not set"),
+    (["dataset=arrays"], 2, "dataset.path is not set: give the file"),  # raised inside Hydra's instantiate
     (["dataset=tpc", "dataset.path=binary.dat"], 3, "binary.dat: not a text file (byte 0x80 at offset 128"),
     (["dataset=tpc", "dataset.path=empty.dat"], 3, "empty.dat: empty digits file"),
     (["--config-dir", "conf", "model=broken"], 2, "broken.yaml:2:"),

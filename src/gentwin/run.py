@@ -13,7 +13,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from gentwin.config import specialisations, validate
-from gentwin.errors import ConfigError, DataError
+from gentwin.errors import ConfigError, DataError, GentwinError
 
 
 def set_threads(threads: int | None) -> int:
@@ -66,11 +66,28 @@ def hparams(cfg: DictConfig, choices: dict) -> dict:
     return out
 
 
+def _instantiate(node, **kwargs):
+    """``hydra.utils.instantiate``, re-raising a gentwin error a constructor raised as itself.
+
+    Hydra wraps what a constructor raises in an ``InstantiationException``; a ``ConfigError`` or
+    ``DataError`` (``dataset.path is not set``, ...) keeps its one line and its exit code.
+    """
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, GentwinError):
+            raise e.__cause__ from None
+        raise
+
+
 def build(cfg: DictConfig):
     """Instantiates datamodule and model from ``cfg``; the data tells the model its shapes."""
     from hydra.utils import instantiate
 
-    dm = instantiate(cfg.dataset)
+    dm = _instantiate(cfg.dataset)
     dm.batches_per_step = cfg.model.get("critic_steps", 1)
     try:
         dm.setup()
@@ -79,7 +96,7 @@ def build(cfg: DictConfig):
     except (OSError, ValueError) as e:  # readers name the file and line; keep their message
         raise DataError(str(e)) from e
     schedule = cfg.get("schedule") or {}
-    model = instantiate(
+    model = _instantiate(
         cfg.model,
         shape=dm.shape,
         cond_dim=dm.cond_dim,

@@ -36,8 +36,11 @@ def profile_figure(profiles: dict[str, dict[str, dict[str, np.ndarray]]], title:
 
     variables = list(profiles)
     statistics = list(profiles[variables[0]]) if variables else []
-    fig, axes = plt.subplots(len(statistics), len(variables), squeeze=False,
-                             figsize=(3.2 * len(variables), 2.2 * len(statistics) + 0.8))
+    width, height = 3.2 * len(variables), 2.2 * len(statistics) + 0.8
+    fig, axes = plt.subplots(len(statistics), len(variables), squeeze=False, figsize=(width, height))
+    # Fixed margins in inches: tight_layout on 30 panels took 1.5 s of the figure's 3.6 s.
+    fig.subplots_adjust(left=0.8 / width, right=1 - 0.15 / width, bottom=1.0 / height, top=1 - 0.5 / height,
+                        wspace=0.3, hspace=0.3)
     for j, var in enumerate(variables):
         for i, stat in enumerate(statistics):
             p, ax = profiles[var][stat], axes[i, j]
@@ -58,7 +61,7 @@ def profile_figure(profiles: dict[str, dict[str, dict[str, np.ndarray]]], title:
                 ax.set_xlabel(_label(var), fontsize=8)
             if j == 0:
                 ax.set_ylabel(_label(stat), fontsize=8)
-            ax.tick_params(labelsize=7)
+            ax.tick_params(which="both", labelsize=7)  # a log axis labels its minor ticks too
     handles = [Patch(color=REAL, alpha=0.6, label="real: mean"), Patch(color=REAL, alpha=0.3, label="real: mean ± std"),
                Patch(color=FAKE, alpha=0.6, label="generated: mean"),
                Patch(color=FAKE, alpha=0.3, label="generated: mean ± std")]
@@ -66,7 +69,6 @@ def profile_figure(profiles: dict[str, dict[str, dict[str, np.ndarray]]], title:
                title="per bin of the variable; band width = statistical error", title_fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 

@@ -61,12 +61,75 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
 
 
-def cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Runs a console script (``run``, ``report``, ``sample``) in ``cwd`` as a user would."""
-    env = dict(os.environ, CI="1", HYDRA_FULL_ERROR="0", OMP_NUM_THREADS="1")
-    exe = Path(sys.executable).with_name(args[0])
-    return subprocess.run([str(exe), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+def cli(*args: str, cwd: Path, timeout: float = 300, isolated: bool = False):
+    """Runs a console script (``run``, ``report``, ``sample``, ...) in ``cwd`` as a user would.
+
+    In this process by default: the script's entry point is called with its ``sys.argv``, working
+    folder and environment, its output captured, and ``SystemExit`` taken as the exit code, so that a
+    test pays torch's and Lightning's import (about 5 s) once, not per call. ``isolated=True`` (or
+    ``GENTWIN_TEST_SUBPROCESS=1``) runs it in a subprocess instead: for what needs a fresh process
+    (DDP and launcher workers, warnings shown once per process, signals).
+
+    Returns:
+        An object with ``returncode``, ``stdout`` and ``stderr``, as ``subprocess.run`` gives.
+    """
+    env = {"CI": "1", "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
+    if isolated or os.environ.get("GENTWIN_TEST_SUBPROCESS") == "1":
+        exe = Path(sys.executable).with_name(args[0])
+        return subprocess.run([str(exe), *args[1:]], cwd=cwd, env=dict(os.environ, **env), capture_output=True,
+                              text=True, timeout=timeout)
+    return _in_process(args[0], list(args[1:]), Path(cwd), env)
+
+
+def _in_process(name: str, argv: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    """A console script's entry point called here, every piece of process state it may change restored."""
+    import contextlib
+    import io
+    import logging
+    import random
+    import traceback
+    import warnings
+    from importlib.metadata import entry_points
+
+    import numpy as np
+    from hydra.core.global_hydra import GlobalHydra
+
+    (entry,) = entry_points(group="console_scripts", name=name)
+    saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
+    saved_filters, threads = warnings.filters[:], torch.get_num_threads()
+    root = logging.getLogger()
+    saved_log = (root.handlers[:], root.level, logging.root.manager.disable)
+    rng = (torch.get_rng_state(), np.random.get_state(), random.getstate())  # noqa: NPY002
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    os.environ.update(env)
+    sys.argv = [name, *argv]
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                entry.load()()
+            except SystemExit as e:
+                if isinstance(e.code, str):
+                    print(e.code, file=sys.stderr)
+                code = 1 if isinstance(e.code, str) else int(e.code or 0)
+            except BaseException:  # what the interpreter prints for an uncaught exception, and its code
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_env)
+        warnings.filters[:] = saved_filters
+        torch.set_num_threads(threads)
+        root.handlers[:], _, _ = saved_log
+        root.setLevel(saved_log[1])
+        logging.disable(saved_log[2])
+        torch.set_rng_state(rng[0])
+        np.random.set_state(rng[1])  # noqa: NPY002
+        random.setstate(rng[2])
+        GlobalHydra.instance().clear()
+    return subprocess.CompletedProcess([name, *argv], code, out.getvalue(), err.getvalue())
 
 
 def run_dirs(root: Path) -> list[Path]:

@@ -7,7 +7,13 @@ import json
 import pytest
 import torch
 
-from conftest import TINY, cli, run_dirs
+from conftest import TINY, run_dirs
+from conftest import cli as _cli
+
+
+def cli(*args, **kwargs):
+    """In a subprocess: the workers it starts run the console script anew."""
+    return _cli(*args, isolated=True, **kwargs)
 
 # threads=null: each of the 2 ranks takes cores // 2 threads.
 DDP = ["trainer=ddp", *[o for o in TINY if not o.startswith("threads=")], "dataset.n=400", "model.critic_steps=2"]

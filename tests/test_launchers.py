@@ -9,8 +9,15 @@ from types import SimpleNamespace
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import TINY, cli, run_dirs
+from conftest import TINY, run_dirs
+from conftest import cli as _cli
 from gentwin import launch
+
+
+def cli(*args, **kwargs):
+    """In a subprocess: the workers it starts run the console script anew."""
+    return _cli(*args, isolated=True, **kwargs)
+
 
 JOBLIB = {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 2}
 BASIC = {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}

@@ -49,6 +49,7 @@ class DeferredCheck:
         self.failed_name = torch.full((), -1, dtype=torch.long, device=self.device)
         self.failed_value = torch.zeros((), device=self.device)
         self.skipped = torch.zeros(n_optimizers, dtype=torch.long, device=self.device)
+        self._one = torch.ones((), device=self.device)
         self.calls = [0] * n_optimizers  # host counts of step() calls
         self.names: list[str] = []
         self._snapshots: dict[int, list[torch.Tensor]] = {}
@@ -62,19 +63,23 @@ class DeferredCheck:
         loss = loss.detach()
         backward()
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        bad = torch.zeros((), device=self.device)
+        ok = torch.isfinite(loss)
         if grads:
             # One fused kernel per dtype: sets bad to 1 if any gradient holds a NaN or inf.
-            torch._amp_foreach_non_finite_check_and_unscale_(grads, bad, torch.ones((), device=self.device))
-        ok = torch.isfinite(loss) & (bad == 0) & (self.failed_step < 0)
-        first = ~ok & (self.failed_step < 0)
+            bad = torch.zeros((), device=self.device)
+            torch._amp_foreach_non_finite_check_and_unscale_(grads, bad, self._one)
+            ok &= bad == 0
+        fresh = self.failed_step < 0
+        first = fresh & ~ok
+        ok &= fresh
+        refused = ~ok
         self.failed_step.masked_fill_(first, global_step)
         self.failed_name.masked_fill_(first, self.names.index(name))
         self.failed_value.copy_(torch.where(first, loss.float(), self.failed_value))
-        self.skipped[index] += (~ok).long()
+        self.skipped[index] += refused
         self.calls[index] += 1
         for g in grads:
-            g.masked_fill_(~ok, 0.0)
+            g.masked_fill_(refused, 0.0)
         tensors = self._tensors(optimizer)
         snapshot = self._snapshot(index, tensors)
         update()

@@ -14,8 +14,9 @@ import torch
 
 import gentwin
 from conftest import TINY, compose
+from gentwin.config import validate
 from gentwin.domains.tpc.nets import SparseDropout
-from gentwin.errors import Diverged
+from gentwin.errors import ConfigError, Diverged
 from gentwin.models.base import GenerativeModel
 from gentwin.run import build
 
@@ -28,12 +29,15 @@ def trainer(tmp_path, steps: int) -> L.Trainer:
                      num_sanity_val_steps=0, log_every_n_steps=EVERY, default_root_dir=tmp_path)
 
 
-def test_the_per_step_check_stays_the_default_on_the_cpu():
+def test_the_per_step_check_stays_the_default_on_the_cpu_and_a_config_can_choose():
     assert GenerativeModel.finite_check is None
     dm, model = build(compose(["model=vae", *TINY]))
-    assert not model.deferred_check
-    model.finite_check = "deferred"
-    assert model.deferred_check
+    assert model.finite_check is None and not model.deferred_check
+    cfg = compose(["model=wgan_gp", *TINY, "+model.finite_check=deferred"])
+    validate(cfg)
+    assert build(cfg)[1].deferred_check
+    with pytest.raises(ConfigError, match="model.finite_check=sometimes: must be 'step', 'deferred' or null"):
+        validate(compose(["model=vae", *TINY, "+model.finite_check=sometimes"]))
 
 
 @pytest.mark.parametrize(("overrides", "fail_call"), [

@@ -141,11 +141,16 @@ class GenerativeModel(L.LightningModule):
         transform: Fitted data transform (data -> model space); saved in checkpoints.
         optimizer: Partial ``params -> torch.optim.Optimizer`` (optimizer group).
         lr_schedule: Partial ``optimizer -> lr_scheduler`` stepped once per epoch, or ``None``.
+        finite_check: How a non-finite loss is refused (``step``): ``"step"``, ``"deferred"`` or
+            ``None`` (``"step"`` on the CPU, ``"deferred"`` on accelerators).
     """
 
     def __init__(self, *, shape, cond_dim: int = 0, transform: nn.Module | None = None,
-                 optimizer=None, lr_schedule=None):
+                 optimizer=None, lr_schedule=None, finite_check: str | None = None):
         super().__init__()
+        if finite_check not in (None, "step", "deferred"):
+            raise ValueError(f"model.finite_check must be 'step', 'deferred' or null, got {finite_check!r}")
+        self.finite_check = finite_check
         self.automatic_optimization = False
         self.shape, self.cond_dim = tuple(shape), int(cond_dim)
         self.transform = transform if transform is not None else Identity()

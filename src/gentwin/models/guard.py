@@ -26,6 +26,10 @@ stay those before the first failing step until the check stops the run. Not cove
 generator (``model.ema``) keeps averaging the unchanged generator until the check, and the
 learning-rate schedules and ``global_step`` advance; no checkpoint is written in between (validation
 checks first).
+
+Data-parallel ranks (untested on GPUs) each keep their own record. Gradients are averaged over the
+ranks during the backward pass, before the check, so a non-finite gradient on one rank is refused on
+all of them; a non-finite loss with finite gradients would be refused on its own rank only.
 """
 
 from __future__ import annotations
@@ -56,8 +60,9 @@ class DeferredCheck:
 
     def step(self, index: int, optimizer: torch.optim.Optimizer, loss: torch.Tensor, name: str,
              global_step: int, backward, update) -> None:
-        """``backward(loss)`` then ``update()`` (the optimizer step), which reaches the parameters
-        and ``optimizer``'s state only where the loss and the gradients are finite."""
+        """``backward()`` (zero the gradients, backpropagate ``loss``) then ``update()`` (the optimizer
+        step, applied to the parameters and ``optimizer``'s state only if the loss and the gradients
+        are finite and no earlier step failed)."""
         if name not in self.names:
             self.names.append(name)
         loss = loss.detach()

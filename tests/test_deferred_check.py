@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import gentwin
-from conftest import TINY, compose
+from conftest import TINY, cli, compose
 from gentwin.config import validate
 from gentwin.domains.tpc.nets import SparseDropout
 from gentwin.errors import ConfigError, Diverged
@@ -132,3 +132,12 @@ def test_no_training_step_reads_a_tensor_on_the_host_between_logging_steps(tmp_p
     monkeypatch.setattr(type(model), "training_step", watched)
     trainer(tmp_path, steps=9).fit(model, datamodule=dm)
     assert logged.count(False) >= 6 and reads == []
+
+
+def test_a_run_with_the_deferred_check_ends_with_exit_4_and_one_line(tmp_path):
+    out = cli("run", *TINY, "dataset.n=400", "trainer.log_every_n_steps=3", "model=vae", "optimizer=sgd",
+              "optimizer.lr=1e30", "+model.finite_check=deferred", cwd=tmp_path)
+    assert out.returncode == 4, out.stderr[-3000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: loss became "), out.stderr[-3000:]
+    assert "training stopped before the update (found at step" in lines[0]

@@ -142,12 +142,13 @@ RULES = {
     "check_val_every_n_epoch": _int(1),
     "log_every_n_steps": _int(1),
     "ema": _open01(),
+    "finite_check": ((lambda v: v in ("step", "deferred")), "'step', 'deferred' or null"),
     "betas": (_betas, "a list of two numbers in [0, 1)"),
     "val_fraction": _open01(),
     "hidden": ((lambda v: all(isinstance(h, int) and h >= 1 for h in v)), "a list of integers >= 1"),
     "hidden_features": ((lambda v: all(isinstance(h, int) and h >= 1 for h in v)), "a list of integers >= 1"),
 }
-NULLABLE = {"critic_lr", "threads", "n", "ema", "check_val_every_n_epoch"}
+NULLABLE = {"critic_lr", "threads", "n", "ema", "check_val_every_n_epoch", "finite_check"}
 SKIP = {"hydra"}
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from gentwin.data.transforms import Identity
 from gentwin.errors import Diverged
+from gentwin.models.guard import DeferredCheck
 
 
 def rng_state() -> dict:
@@ -140,11 +141,16 @@ class GenerativeModel(L.LightningModule):
         transform: Fitted data transform (data -> model space); saved in checkpoints.
         optimizer: Partial ``params -> torch.optim.Optimizer`` (optimizer group).
         lr_schedule: Partial ``optimizer -> lr_scheduler`` stepped once per epoch, or ``None``.
+        finite_check: How a non-finite loss is refused (``step``): ``"step"``, ``"deferred"`` or
+            ``None`` (``"step"`` on the CPU, ``"deferred"`` on accelerators).
     """
 
     def __init__(self, *, shape, cond_dim: int = 0, transform: nn.Module | None = None,
-                 optimizer=None, lr_schedule=None):
+                 optimizer=None, lr_schedule=None, finite_check: str | None = None):
         super().__init__()
+        if finite_check not in (None, "step", "deferred"):
+            raise ValueError(f"model.finite_check must be 'step', 'deferred' or null, got {finite_check!r}")
+        self.finite_check = finite_check
         self.automatic_optimization = False
         self.shape, self.cond_dim = tuple(shape), int(cond_dim)
         self.transform = transform if transform is not None else Identity()
@@ -153,6 +159,7 @@ class GenerativeModel(L.LightningModule):
         self.steps_per_epoch = 1
         self.build_info: dict = {}
         self._resume_rng: dict | None = None
+        self._guard: DeferredCheck | None = None
 
     # -- the contract -------------------------------------------------------------------------
     has_likelihood = False
@@ -249,30 +256,83 @@ class GenerativeModel(L.LightningModule):
             while s.last_epoch < self.current_epoch:
                 s.step()
 
+    #: How a non-finite loss is refused: ``"step"`` reads every loss on the host before its backward
+    #: pass; ``"deferred"`` refuses the update on the device and reads a flag at the logging interval
+    #: (``gentwin.models.guard``); ``None`` picks ``"step"`` on the CPU, ``"deferred"`` elsewhere.
+    finite_check: str | None = None
+
+    @property
+    def deferred_check(self) -> bool:
+        mode = self.finite_check or ("step" if self.device.type == "cpu" else "deferred")
+        if mode not in ("step", "deferred"):
+            raise ValueError(f"finite_check must be 'step', 'deferred' or None, got {mode!r}")
+        return mode == "deferred"
+
     def step(self, index: int, loss: torch.Tensor, name: str, last: bool = True) -> None:
         """Backward and step optimizer ``index``, refusing a non-finite loss before it reaches the weights.
 
         ``last`` marks the final update of a training step (it advances ``global_step``).
+
+        On the CPU (``finite_check="step"``) the loss is read on the host, which costs no device
+        synchronisation there: a NaN or infinite loss raises ``Diverged`` before its backward pass,
+        so neither the weights nor the optimizer state see it. On an accelerator
+        (``finite_check="deferred"``) the host does not wait for the device: the update is applied
+        on the device only where the loss and the gradients are finite, and from the first failure
+        on no update is applied at all; ``check_finite`` (at every logging step, validation, epoch
+        end and the end of the run) raises ``Diverged`` naming the first failing step, with the
+        weights and the optimizer state as they were before it (``gentwin.models.guard``).
         """
+        opt = self._pl_opts[index] if last else self._opts[index]
+        if self.deferred_check:
+            if self._guard is None:
+                self._guard = DeferredCheck(self.device, len(self._opts))
+
+            def backward():
+                opt.zero_grad(set_to_none=True)
+                self.manual_backward(loss)
+
+            self._guard.step(index, self._opts[index], loss, name, self.global_step, backward, opt.step)
+            return
         if not math.isfinite(loss.item()):
             raise Diverged(
                 f"{name} became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
                 f"training stopped before the update"
             )
-        opt = self._pl_opts[index] if last else self._opts[index]
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         opt.step()
 
-    def log_step(self, values: dict[str, torch.Tensor]) -> None:
+    def check_finite(self) -> None:
+        """Raises ``Diverged`` if a deferred check recorded a non-finite step (a host synchronisation
+        on an accelerator); nothing to do with the per-step check."""
+        if self._guard is not None:
+            self._guard.check(self._opts, self.steps_per_epoch, self.global_step)
+
+    def on_validation_start(self) -> None:
+        self.check_finite()  # no checkpoint after a refused update
+
+    def on_train_epoch_end(self) -> None:
+        self.check_finite()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.trainer.should_stop:  # the run ends here (a step or time budget): before last.ckpt
+            self.check_finite()
+
+    def on_train_end(self) -> None:
+        self.check_finite()
+
+    def log_step(self, values: dict[str, torch.Tensor | float]) -> None:
         """Writes ``train/<name>`` scalars and learning rates every ``trainer.log_every_n_steps`` steps.
 
-        Straight to the loggers: ``self.log`` per step costs more than a small model's step.
+        Straight to the loggers: ``self.log`` per step costs more than a small model's step. The
+        values are read on the host (``float``) only at those steps, after ``check_finite``: no
+        other step synchronises with the device.
         """
         every = self.trainer.log_every_n_steps if self._trainer is not None else 1
         step = self.global_step - 1  # the generator update of this step has already counted
         if step % every:
             return
+        self.check_finite()
         logs = {f"train/{k}": float(v) for k, v in values.items()}
         for (name, _, _), opt in zip(self.param_groups(), self._opts, strict=True):
             logs[f"train/lr_{name}"] = opt.param_groups[0]["lr"]

@@ -80,7 +80,7 @@ class VAE(GenerativeModel):
         loss = (rec + beta * kl).mean()
         self.step(0, loss, "loss")
         self.log_step({"loss": loss.detach(), "reconstruction": rec.mean().detach(),
-                       "kl": kl.mean().detach(), "beta": torch.tensor(beta)})
+                       "kl": kl.mean().detach(), "beta": beta})
 
 
 class DecoderSampler(Sampler):

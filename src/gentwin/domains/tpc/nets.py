@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gentwin.nets.mlp import MLP
@@ -65,7 +66,14 @@ class SparseDropout(nn.Module):
     (``floor(log U / log(1 - p))``), so each element is still dropped independently with
     probability ``p`` and survivors are scaled by ``1 / (1 - p)``, exactly as ``nn.Dropout``, with
     far fewer random numbers for small ``p``. An identity in eval mode or with ``p = 0``.
+
+    Off the CPU it is ``torch.nn.functional.dropout`` (the same distribution): the geometric gaps
+    need the host to read where they end (a device synchronisation in every forward pass), and a
+    GPU draws one random number per element in a single kernel anyway. ``sparse`` forces either
+    path (``None``: sparse on the CPU only).
     """
+
+    sparse: bool | None = None
 
     def __init__(self, p: float = 0.5):
         super().__init__()
@@ -76,6 +84,8 @@ class SparseDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
+        if not (x.device.type == "cpu" if self.sparse is None else self.sparse):
+            return F.dropout(x, self.p, training=True)
         n = x.numel()
         log_q = math.log1p(-self.p)
         positions = []

@@ -152,7 +152,7 @@ def test_optuna_study_is_stored_and_resumed(tmp_path):
     args = ["run", "-m", "hydra/sweeper=search", "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=toy",
             f"hydra.sweeper.storage={storage}", *TINY, "model=nice", "model.flow.transforms=choice(1,2,3)"]
     for _ in range(2):
-        out = cli(*args, cwd=tmp_path)
+        out = _cli(*args, cwd=tmp_path)  # in this process: the basic launcher runs the trials here
         assert out.returncode == 0, out.stderr[-3000:]
     assert "Best of study 'toy' (4 complete): trial" in out.stdout
     study = optuna.load_study(study_name="toy", storage=storage)
@@ -168,6 +168,6 @@ def test_optuna_study_is_stored_and_resumed(tmp_path):
     result = yaml.safe_load((sweeps[-1] / "optimization_results.yaml").read_text())
     assert result["best_value"] == pytest.approx(study.best_value) and result["trials"] == {"complete": 4}
     assert f"model.flow.transforms={study.best_params['model.flow.transforms']}" in result["best_overrides"]
-    report = cli("report", str(sweeps[-1]), "--no-plots", cwd=tmp_path)
+    report = _cli("report", str(sweeps[-1]), "--no-plots", cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-3000:]
     assert "2 jobs: 2 finished" in report.stdout

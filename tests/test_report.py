@@ -185,7 +185,8 @@ def test_tpc_latent_sweep_at_smoke_scale(tmp_path):
 
     sweep = tmp_path / "t1"
     out = cli("run", "-m", "experiment=tpc_baseline", "sweep=tpc_latent", "model.latent_dim=8,4", "seed=1,2",
-              "dataset.n=600", "trainer.max_epochs=1", "threads=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+              "dataset.n=600", "trainer.max_epochs=1", "threads=1", f"hydra.sweep.dir={sweep}",
+              "metric.figures_every=0", "~metric.entries.fpd", "~metric.entries.classifier", cwd=tmp_path,
               timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     out = cli("report", str(sweep), "--metrics", "chi2,samples_per_second", cwd=tmp_path)

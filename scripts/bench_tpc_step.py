@@ -1,0 +1,143 @@
+"""The TPC baseline's critic step against its arithmetic bound, on 1 and 2 threads.
+
+One critic step of the baseline (Malchenko et al. 2022 (TPC fast simulation) §4.3.3): a generated
+batch under ``no_grad``, the Wasserstein loss on real and generated responses, the gradient penalty
+(its double backward included), ``zero_grad``, backward and an RMSprop step. Batch 32, 8 x 16
+responses, 5 conditions, the convolutional critic of ``gentwin.domains.tpc.nets``.
+
+The bound: the step's floating-point operations, counted by ``torch.utils.flop_counter`` on the
+step itself (convolutions, matrix products and their backward passes; element-wise work is left
+out, so the bound is optimistic), divided by the machine's own rate on one large matrix product
+with the same number of threads (``--gemm``, 1024 x 1024 fp32). The ratio is time / bound.
+
+    python scripts/bench_tpc_step.py [--threads 1,2] [--steps 200] [--repeats 5]
+
+Prints, per thread count: ms per critic step (median of repeats), achieved GFLOP/s, the GEMM rate,
+the bound and the ratio; then the speed-up of the largest thread count over one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def build(batch: int):
+    """The baseline GAN (untrained) and a fixed real batch of simulated responses in model space."""
+    from conftest import compose
+    from gentwin.run import _quiet, build
+
+    _quiet()
+    cfg = compose(["experiment=tpc_baseline", "dataset.n=2000", f"dataset.batch_size={batch}", "threads=1"])
+    torch.manual_seed(0)
+    dm, model = build(cfg)
+    xs, cs = next(iter(dm.train_dataloader()))
+    opt = model.optimizer_factory(list(model.critic.parameters()))
+    return model, xs[0], cs[0], opt
+
+
+def critic_step(model, x, c, opt) -> None:
+    """What ``GAN.training_step`` does per critic update (the finiteness check included)."""
+    with torch.no_grad():
+        fakes = [model.generate(len(x), c) for _ in range(model.loss.n_fake)]
+    loss, _ = model.loss.critic_loss(model.critic_fn, x, fakes, c)
+    if not torch.isfinite(loss):
+        raise RuntimeError("diverged")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+class FlopCount(TorchDispatchMode):
+    """Floating-point operations of the aten calls inside, by ``torch.utils.flop_counter``'s formulas.
+
+    ``FlopCounterMode`` itself tracks modules with hooks that ``autograd.grad`` (the penalty) refuses.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.flops += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def step_flops(model, x, c, opt) -> int:
+    with FlopCount() as counter:
+        critic_step(model, x, c, opt)
+    return counter.flops
+
+
+def gemm_rate(threads: int, n: int = 1024, seconds: float = 1.0) -> float:
+    """GFLOP/s of an ``n x n`` fp32 matrix product on ``threads`` threads (best of repeated calls)."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best, t_end = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def time_steps(model, x, c, opt, threads: int, steps: int, repeats: int) -> list[float]:
+    torch.set_num_threads(threads)
+    for _ in range(20):
+        critic_step(model, x, c, opt)
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            critic_step(model, x, c, opt)
+        out.append((time.perf_counter() - t0) / steps)
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", default="1,2", help="comma list of thread counts")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args()
+    model, x, c, opt = build(args.batch)
+    model.train()
+    flops = step_flops(model, x, c, opt)
+    print(f"TPC baseline critic step: batch {args.batch}, {tuple(model.shape)} responses, "
+          f"{model.cond_dim} conditions, {flops / 1e9:.3f} GFLOP (convolutions and matrix products, "
+          f"forward, backward and the penalty's double backward)")
+    print(f"{'threads':>7} {'ms/step':>8} {'GFLOP/s':>8} {'GEMM GFLOP/s':>13} {'bound ms':>9} {'ratio':>6}"
+          "   repeats (ms)")
+    results = {}
+    for threads in [int(t) for t in args.threads.split(",")]:
+        times = time_steps(model, x, c, opt, threads, args.steps, args.repeats)
+        t = statistics.median(times)
+        peak = gemm_rate(threads)
+        bound = flops / (peak * 1e9)
+        results[threads] = t
+        print(f"{threads:>7} {t * 1e3:8.2f} {flops / t / 1e9:8.1f} {peak:13.1f} {bound * 1e3:9.2f} "
+              f"{t / bound:6.2f}   {', '.join(f'{s * 1e3:.2f}' for s in times)}")
+    if 1 in results and len(results) > 1:
+        most = max(results)
+        print(f"speed-up of {most} threads over 1: {results[1] / results[most]:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -189,6 +189,10 @@ def test_tpc_latent_sweep_at_smoke_scale(tmp_path):
               "metric.figures_every=0", "~metric.entries.fpd", "~metric.entries.classifier", cwd=tmp_path,
               timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = EventAccumulator(str(next(sweep.glob("0_*")) / "tb")).Reload()
+    assert "final/chi2" in tb.Tags()["scalars"] and tb.Tags()["images"] == []  # figures_every=0: none at all
     out = cli("report", str(sweep), "--metrics", "chi2,samples_per_second", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| model.latent_dim | seed 1 | seed 2 | mean ± std | runs |" in out.stdout

@@ -28,7 +28,8 @@ class Evaluator(L.Callback):
 
     Args:
         entries: metric entries (``gentwin.evaluate``).
-        figures_every: draw the figures at every n-th validation (the first included); 0 never.
+        figures_every: draw the figures at every n-th validation (the first included); 0 never (``run``
+            then draws no final figures either).
         monitor: the monitored metric's name (``metric.monitor``), written with the epoch above each figure.
             Figures can cost more than the metrics (docs/benchmarks.md).
     """

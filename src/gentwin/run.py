@@ -208,7 +208,8 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     final = "best" if cfg.get("final_checkpoint", "best") == "best" and best else "last"
     if final == "best":
         model.load_state_dict(_saved(best)["state_dict"])
-    metrics, figs, (fake, c) = evaluate(model, dm, entries, figures=True, seed=cfg.seed)
+    figures = int(cfg.metric.get("figures_every", 1)) > 0  # 0: no figures, the final ones included
+    metrics, figs, (fake, c) = evaluate(model, dm, entries, figures=figures, seed=cfg.seed)
     metrics.update(wall_time_s=wall, steps=steps, epochs=epochs, train_steps_per_second=steps / max(wall, 1e-9))
     if best_epoch is not None:
         metrics["best_epoch"] = best_epoch

@@ -23,6 +23,7 @@ from gentwin.domains.tpc.sparsity import (
     sparsity_distances,
     sparsity_metrics,
     spectrum_edges,
+    zero_fraction,
 )
 
 REAL_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tpc" / "digits_v4plus_shortFixedPt.dat"
@@ -32,15 +33,17 @@ DISTANCES = ("n_hits_w1", "n_hits_chi2", "spectrum_w1", "spectrum_chi2")
 def hand_made():
     x = np.zeros((3, 8, 16))
     x[0, 2, 3], x[0, 2, 4], x[0, 5, 9] = 100.0, 0.9, 10.0  # three hits (0.9 is one)
-    x[0, 0, 0] = 0.5  # faint
-    x[1, 4, 4] = 0.05  # faint only: an empty response
+    x[0, 0, 0], x[0, 7, 15] = 0.5, -0.2  # faint: within a decade below 0.9, by size
+    x[1, 4, 4], x[1, 4, 5] = 0.05, 0.1  # one faint cell, one as good as 0: an empty response
     return x  # x[2]: all zero, empty
 
 
 def test_hand_made_statistics():
     x = hand_made()
     np.testing.assert_array_equal(n_hits(x), [3, 0, 0])
-    np.testing.assert_array_equal(n_faint(x), [1, 1, 0])
+    np.testing.assert_array_equal(n_faint(x), [2, 1, 0])
+    np.testing.assert_array_equal(n_faint(x, decades=2), [2, 2, 0])
+    assert zero_fraction(x) == (3 * 128 - 7) / (3 * 128)
     np.testing.assert_array_equal(empty(x), [False, True, True])
     np.testing.assert_allclose(np.sort(hit_spectrum(x)), np.sort(np.log10([100.0, 0.9, 10.0])))
     np.testing.assert_array_equal(n_hits(torch.as_tensor(x)), n_hits(x.reshape(3, -1)))  # tensors, flat cells
@@ -50,7 +53,7 @@ def test_hand_made_statistics():
     assert spec.shape == (3 * 128,) and np.diff(edges) == pytest.approx(0.2)
     assert edges[1] == pytest.approx(np.log10(0.9)) and edges[-1] >= 4.5
     below = np.histogram(spec, edges)[0][0]
-    assert below == 3 * 128 - 3  # zero and faint cells share the first bin
+    assert below == 3 * 128 - 3  # zero, faint and negative cells share the first bin
     assert empty_fraction_error(0, 10, 5, 10) == pytest.approx(np.sqrt(0.25 / 10))
 
 
@@ -63,7 +66,9 @@ def test_entry_on_hand_made_responses():
     r = sparsity_metrics({CELLS: cells(real)}, {CELLS: cells(fake)}, None)
     assert r["n_hits_mean_real"] == 2.0 and r["n_hits_mean_fake"] == pytest.approx(1.2)
     assert r["empty_fraction_real"] == 0.0 and r["empty_fraction_fake"] == pytest.approx(0.4)
-    assert r["faint_fraction_real"] == 0.0 and r["faint_fraction_fake"] == pytest.approx(0.4)
+    assert r["n_faint_mean_real"] == 0.0 and r["n_faint_mean_fake"] == pytest.approx(0.4 * 128)
+    assert r["zero_fraction_real"] == pytest.approx(126 / 128)
+    assert r["zero_fraction_fake"] == pytest.approx(0.6 * 126 / 128)
     perm = np.random.default_rng(0).permutation(10)  # the entry's split: A = perm[:5], B = perm[5:]
     k_fake = int((perm[5:] < 4).sum())
     assert r["empty_fraction_diff"] == pytest.approx(k_fake / 5) and r["empty_fraction_diff_floor"] == 0.0
@@ -86,7 +91,7 @@ def test_distances_vanish_for_identical_responses(sim):
     assert all(d[k] == 0.0 for k in DISTANCES + ("empty_fraction_diff",))
     r = sparsity_metrics({CELLS: cells(x)}, {CELLS: cells(x)}, cond)  # a copy of the real events
     assert all(r[k] == r[f"{k}_floor"] for k in DISTANCES)  # scores exactly its floor
-    assert r["faint_fraction_real"] == 0.0 and r["empty_fraction_real"] == 0.0  # zero-suppressed at 0.9
+    assert r["n_faint_mean_real"] == 0.0 and r["empty_fraction_real"] == 0.0  # zero-suppressed at 0.9
     assert 0 < r["n_hits_w1_floor"] < 1 and 0 < r["spectrum_w1_floor"] < 0.05
 
 
@@ -120,7 +125,8 @@ def test_faint_cells_counted_without_changing_hits(sim):
     x, cond = sim
     raw = simulate_tpc(1000, np.random.default_rng(0), threshold=0.0).images.astype(np.float64)
     r = sparsity_metrics({CELLS: cells(x)}, {CELLS: cells(raw)}, cond)
-    assert r["faint_fraction_real"] == 0.0 and r["faint_fraction_fake"] > 0.3
+    assert r["n_faint_mean_real"] == 0.0 and r["n_faint_mean_fake"] > 5
+    assert r["zero_fraction_real"] > 0.8 and r["zero_fraction_fake"] < r["zero_fraction_real"]
     assert all(r[k] == r[f"{k}_floor"] for k in DISTANCES)  # hits, their spectrum: unchanged
 
 
@@ -133,8 +139,8 @@ def test_real_file_floor_and_a_blurred_copy():
     x, cond = ev.images.astype(np.float64), ev.profile_variables()
     blurred = gaussian_filter(x, sigma=(0, 0.5, 0.5))  # each response blurred over pads and time
     r = sparsity_metrics({CELLS: cells(x)}, {CELLS: cells(blurred)}, cond)
-    assert r["faint_fraction_real"] == 0.0 and r["empty_fraction_real"] == 0.0
+    assert r["n_faint_mean_real"] == 0.0 and r["empty_fraction_real"] == 0.0
     assert 17 < r["n_hits_mean_real"] < 20  # 18.4 hits per event in the file
-    assert r["faint_fraction_fake"] > 0.1
+    assert r["n_faint_mean_fake"] > 5
     for key in DISTANCES:
         assert r[key] > 5 * r[f"{key}_floor"], key

@@ -10,9 +10,14 @@ the profile chi2 (:mod:`gentwin.domains.tpc.metrics`) hardly see faint cells; th
 A cell is a *hit* when its amplitude is >= ``threshold``. Default :data:`HIT_THRESHOLD` = 0.9, the
 zero-suppression level of the data: the MPD file's smallest recorded amplitude is 0.9002 and the
 embedded simulator suppresses below 0.9, so every recorded real cell is a hit and no real cell is
-*faint* (0 < A < threshold). The output activation's threshold T = log10(2) (amplitude 1) would
-drop the 2.1 % of real hits between 0.90 and 1; its steep piece spans amplitudes 0.072 to 1, so a
-generator's cells below 0.072 and above 1 fall on the same side of 0.9 as of 1.
+*faint*. The output activation's threshold T = log10(2) (amplitude 1) would drop the 2.1 % of
+real hits between 0.90 and 1; its steep piece spans amplitudes 0.072 to 1, so a generator's cells
+below 0.072 and above 1 fall on the same side of 0.9 as of 1.
+
+A cell is *faint* when threshold / 10 <= |A| < threshold: within a decade below the threshold, where
+a smooth model's halo lies (negative amplitudes, which an inverse ``log10(1 + A)`` scaling can give,
+count by their size). Cells further below are as good as 0: the output activation's "off" level
+(below 0.072) is not faint. No generator gives exact zeros; ``zero_fraction`` shows it.
 
 :func:`sparsity_metrics` is a metric entry (``configs/metric/tpc.yaml``, ``sparsity/...``). Every
 distance comes beside its floor, as in :func:`gentwin.metrics.floors.scorecard`: the real events are
@@ -51,10 +56,16 @@ def n_hits(x, threshold: float = HIT_THRESHOLD) -> np.ndarray:
     return (cells(x) >= threshold).sum(axis=1)
 
 
-def n_faint(x, threshold: float = HIT_THRESHOLD) -> np.ndarray:
-    """Faint cells, 0 < amplitude < ``threshold``, per response, (N,) int64 (0 for zero-suppressed data)."""
+def n_faint(x, threshold: float = HIT_THRESHOLD, decades: float = 1.0) -> np.ndarray:
+    """Faint cells per response, threshold * 10**-decades <= |A| < threshold, (N,) int64, from ``x``
+    (N, P, T) or (N, P * T); 0 for zero-suppressed data."""
     a = cells(x)
-    return ((a > 0) & (a < threshold)).sum(axis=1)
+    return ((np.abs(a) >= threshold * 10.0**-decades) & (a < threshold)).sum(axis=1)
+
+
+def zero_fraction(x) -> float:
+    """Share of the cells of ``x`` (N, P, T) or (N, P * T) that are exactly 0."""
+    return float(np.mean(cells(x) == 0))
 
 
 def empty(x, threshold: float = HIT_THRESHOLD) -> np.ndarray:
@@ -164,15 +175,16 @@ def sparsity_metrics(
         seed: seed of the split and of the bootstrap.
 
     Returns:
-        Over all events: ``n_hits_mean_real`` / ``_fake``, ``faint_fraction_real`` / ``_fake``
-        (share of cells with 0 < A < threshold), ``empty_fraction_real`` / ``_fake`` (responses
-        without a hit). Value and ``_floor`` each: ``n_hits_w1`` (W1 of the hits per response, in
-        cells), ``n_hits_chi2`` (the profile chi2 of :func:`gentwin.domains.tpc.metrics.tpc_chi2`
-        with n_hits as the statistic, summed over the variables) and ``n_hits_chi2_skipped_bins``,
-        ``spectrum_w1`` (W1 of the log10 amplitudes of single hits, dex), ``spectrum_chi2``
-        (:func:`gentwin.metrics.histograms.hist_chi2` of the single-cell spectrum, cells below
-        threshold in its first bin), ``empty_fraction_diff`` (generated minus real share of
-        responses without a hit); ``empty_fraction_err``: binomial error of ``empty_fraction_diff``.
+        Over all events: ``n_hits_mean_real`` / ``_fake``, ``n_faint_mean_real`` / ``_fake`` (faint
+        cells per response, :func:`n_faint`), ``zero_fraction_real`` / ``_fake`` (share of cells
+        exactly 0), ``empty_fraction_real`` / ``_fake`` (responses without a hit). Value and
+        ``_floor`` each: ``n_hits_w1`` (W1 of the hits per response, in cells), ``n_hits_chi2`` (the
+        profile chi2 of :func:`gentwin.domains.tpc.metrics.tpc_chi2` with n_hits as the statistic,
+        summed over the variables) and ``n_hits_chi2_skipped_bins``, ``spectrum_w1`` (W1 of the log10
+        amplitudes of single hits, dex), ``spectrum_chi2`` (:func:`gentwin.metrics.histograms.hist_chi2`
+        of the single-cell spectrum, cells below threshold in its first bin), ``empty_fraction_diff``
+        (generated minus real share of responses without a hit); ``empty_fraction_err``: binomial
+        error of ``empty_fraction_diff``.
     """
     x_real, x_fake = cells(real[CELLS]), cells(fake[CELLS])
     n = len(x_real)
@@ -182,8 +194,10 @@ def sparsity_metrics(
     out = {
         "n_hits_mean_real": float(n_hits(x_real, threshold).mean()),
         "n_hits_mean_fake": float(n_hits(x_fake, threshold).mean()),
-        "faint_fraction_real": float(n_faint(x_real, threshold).sum() / x_real.size),
-        "faint_fraction_fake": float(n_faint(x_fake, threshold).sum() / x_fake.size),
+        "n_faint_mean_real": float(n_faint(x_real, threshold).mean()),
+        "n_faint_mean_fake": float(n_faint(x_fake, threshold).mean()),
+        "zero_fraction_real": zero_fraction(x_real),
+        "zero_fraction_fake": zero_fraction(x_fake),
         "empty_fraction_real": float(empty(x_real, threshold).mean()),
         "empty_fraction_fake": float(empty(x_fake, threshold).mean()),
     }

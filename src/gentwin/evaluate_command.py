@@ -184,9 +184,10 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
     ref_props = {k: np.asarray(v)[order] for k, v in ref_props.items()}
     named = dm.conditions(c_raw[order]) if c_raw is not None else None
     columns = real.reshape(len(real), -1)
-    same = len(ref_props) == columns.shape[1] and all(np.array_equal(v, columns[order, i])
-                                                      for i, v in enumerate(ref_props.values()))
-    card, notes = scorecard(_features(ref_props), real[order], _features(fake_props), fake, named,
+    features = _features(ref_props)
+    same = len(features) == columns.shape[1] and all(np.array_equal(v, columns[order, i])
+                                                     for i, v in enumerate(features.values()))
+    card, notes = scorecard(features, real[order], _features(fake_props), fake, named,
                             dm.conditions(c_b), seed=seed, classify_features=not same, halves=halves)
     if entries:
         b_props = {k: v[halves[1]] for k, v in ref_props.items()}

@@ -42,6 +42,20 @@ def write(path, n, seed, shift=0.0):
     return path
 
 
+def test_a_domain_entry_gives_its_own_floor():
+    from gentwin.evaluate_command import domain_rows, table
+
+    value = {"chi2": 5.0, "sparsity/w1": 2.0, "sparsity/w1_floor": 0.5, "sparsity/mean_fake": 3.0}
+    rows = domain_rows(value, {})
+    assert rows == {"domain/chi2": {"value": 5.0, "floor": None},
+                    "domain/sparsity/w1": {"value": 2.0, "floor": 0.5},
+                    "domain/sparsity/mean_fake": {"value": 3.0, "floor": None}}
+    assert domain_rows({"a": 1.0}, {"a": 0.9}) == {"domain/a": {"value": 1.0, "floor": 0.9}}
+    many = {f"f/x{i}": {"value": 1.0, "floor": 1.0} for i in range(40)} | rows
+    text = table({"metrics": many})
+    assert "domain/sparsity/w1 " in text and "domain/sparsity/mean_fake" not in text  # rows with a floor shown
+
+
 def test_same_distribution_stays_at_its_floor_and_a_shift_of_5_percent_does_not(tmp_path, capsys):
     ref, same, shifted = (write(tmp_path / f"{k}.h5", 2400, s, d) for k, s, d in
                           (("ref", 0, 0.0), ("same", 1, 0.0), ("shifted", 2, 0.05)))

@@ -127,6 +127,20 @@ def _metric_entries(info: dict, checkpoint: str) -> dict:
     return {k: safe_instantiate(v, checkpoint, "metric") for k, v in (node.get("entries") or {}).items()}
 
 
+def _features(props: dict) -> dict:
+    """The properties with one value per sample, (N,): the scorecard's features (a domain may add
+    per-sample arrays, such as the TPC ``cells``, for its own metric entries)."""
+    return {k: v for k, v in props.items() if np.ndim(v) == 1}
+
+
+def domain_rows(value: dict[str, float], floor: dict[str, float]) -> dict[str, dict]:
+    """Scorecard rows ``domain/<k>`` of a metric group's values: the floor from ``floor`` (the group
+    run on two reference halves), else the entry's own ``<k>_floor`` value, which is then no row of its own."""
+    own = {k: value[f"{k}_floor"] for k in value if f"{k}_floor" in value}
+    return {f"domain/{k}": {"value": v, "floor": floor.get(k, own.get(k))} for k, v in value.items()
+            if not (k.endswith("_floor") and k[: -len("_floor")] in own)}
+
+
 def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
     """The scorecard of a trained model on the held-out split of its own dataset (and its timing)."""
     import torch
@@ -170,18 +184,20 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
     ref_props = {k: np.asarray(v)[order] for k, v in ref_props.items()}
     named = dm.conditions(c_raw[order]) if c_raw is not None else None
     columns = real.reshape(len(real), -1)
-    same = len(ref_props) == columns.shape[1] and all(np.array_equal(v, columns[order, i])
-                                                      for i, v in enumerate(ref_props.values()))
-    card, notes = scorecard(ref_props, real[order], fake_props, fake, named, dm.conditions(c_b), seed=seed,
-                            classify_features=not same, halves=halves)
+    features = _features(ref_props)
+    same = len(features) == columns.shape[1] and all(np.array_equal(v, columns[order, i])
+                                                     for i, v in enumerate(features.values()))
+    card, notes = scorecard(features, real[order], _features(fake_props), fake, named,
+                            dm.conditions(c_b), seed=seed, classify_features=not same, halves=halves)
     if entries:
         b_props = {k: v[halves[1]] for k, v in ref_props.items()}
         a_props = {k: v[halves[0]] for k, v in ref_props.items()}
         value = run_metrics(entries, b_props if c_raw is not None else a_props, fake_props, dm.conditions(c_b))
-        # Conditional domain metrics pair rows by condition (real and generated at B's conditions): no floor.
+        # Conditional domain metrics pair rows by condition (real and generated at B's conditions): no
+        # floor, unless an entry gives its own (``<key>_floor``, e.g. the TPC sparsity entry).
         floor = {} if c_raw is not None else run_metrics(entries, a_props, b_props, None)
-        card.update({f"domain/{k}": {"value": v, "floor": floor.get(k)} for k, v in value.items()})
-    figures = {"marginals": ({k: v[halves[1]] for k, v in ref_props.items()}, fake_props)}
+        card.update(domain_rows(value, floor))
+    figures = {"marginals": (_features({k: v[halves[1]] for k, v in ref_props.items()}), _features(fake_props))}
     figures.update(dm.figures(real[ib], fake, c_b))
     result = {"checkpoint": str(checkpoint), "dataset": info["dataset"].get("_target_"), "n_reference": n,
               "n_generated": len(fake), "metrics": card, "warnings": notes, "_figures": figures}
@@ -199,7 +215,8 @@ def table(result: dict, max_rows: int = 40) -> str:
     names = list(card)
     if len(names) > max_rows:
         names = [k for k in names if "[" not in k and not k.startswith("by_")
-                 and (k.count("/") <= 1 or k.rsplit("/", 1)[-1] in SUMMARY_ROWS)]
+                 and (k.count("/") <= 1 or k.rsplit("/", 1)[-1] in SUMMARY_ROWS
+                      or (k.startswith("domain/") and card[k]["floor"] is not None))]
     width = max(len(k) for k in names) + 2
     lines = [f"{'metric':<{width}}{'value':>12}{'floor':>12}{'value/floor':>13}"]
     for k in names:

@@ -39,6 +39,9 @@ def test_conditional_model_trains_and_samples_for_conditions(model, extra):
     assert metrics["finite_fraction"] == 1.0
     assert np.isfinite(metrics["chi2"]) and metrics["chi2"] > 0 and "chi2/chi2_amp" in metrics
     assert 0 <= metrics["classifier/auc"] <= 1 and np.isfinite(metrics["fpd"])
+    assert "sparsity/spectrum_w1_floor" in metrics  # NaN when a side has no hit at all
+    for key in ("n_hits_w1", "n_hits_chi2", "spectrum_chi2", "empty_fraction_diff"):
+        assert np.isfinite(metrics[f"sparsity/{key}"]) and np.isfinite(metrics[f"sparsity/{key}_floor"])
     if net.has_likelihood:  # data-space density: the LogScale Jacobian included
         lp = net.log_prob(torch.as_tensor(dm.x_raw_val[:7]), dm.c_val[:7])
         assert lp.shape == (7,) and torch.isfinite(lp).all()
@@ -99,7 +102,11 @@ def test_held_out_conditions_map_back_to_the_events_profile_variables():
     for name, values in got.items():
         np.testing.assert_allclose(values, expected[name][rows], rtol=1e-6, atol=1e-5)
     props = dm.properties(dm.x_raw_val, dm.c_raw_val)
-    assert list(props) == list(PROPERTY_NAMES)
+    assert list(props) == [*PROPERTY_NAMES, "cells"] and props["cells"].shape == (len(dm.x_raw_val), 128)
+    from gentwin.domains.tpc.properties import on_valid_events
+    from gentwin.metrics.distances import w1_marginals
+
+    assert set(on_valid_events(props, props, None, metric=w1_marginals)) == set(PROPERTY_NAMES)  # not the cells
 
 
 def test_figures_and_summary():

@@ -12,6 +12,7 @@ from gentwin.domains.tpc.metrics import PROFILE_VARIABLES
 from gentwin.domains.tpc.properties import PROPERTY_NAMES, tpc_properties
 from gentwin.domains.tpc.reader import CONDITION_NAMES, CONDITION_SCALE, CONDITION_SHIFT, TPCEvents, read_digits
 from gentwin.domains.tpc.simulator import simulate_tpc
+from gentwin.domains.tpc.sparsity import CELLS, cells
 
 
 class TPCDataModule(ArrayDataModule):
@@ -126,7 +127,9 @@ class TPCDataModule(ArrayDataModule):
 
     # -- evaluation -----------------------------------------------------------------------------
     def properties(self, x, c=None):
-        return tpc_properties(x)
+        """The six statistics of :func:`tpc_properties`, each (N,), and ``cells``: the amplitudes
+        (N, P * T) for the sparsity entry (:func:`gentwin.domains.tpc.sparsity.sparsity_metrics`)."""
+        return tpc_properties(x) | {CELLS: cells(x)}
 
     def figures(self, real, fake, c):
         from gentwin.domains.tpc.figures import profile_figure, response_grid

@@ -121,6 +121,25 @@ def tpc_profiles(
     return profiles
 
 
+def profile_chi2_term(p: dict[str, np.ndarray]) -> tuple[float, int]:
+    """One (statistic, variable) term of the profile chi2 and the number of its bins left out.
+
+    Args:
+        p: one profile of :func:`tpc_profiles` (``profiles[variable][statistic]``), arrays over bins.
+
+    Returns:
+        ``(term, skipped)``: the sum over bins of [(u_g - u_r)^2 + (l_g - l_r)^2] / (eps_g^2 + eps_r^2)
+        with the bands u = mean + std and l = mean - std, and the bins left out because real or
+        generated had fewer than two events or both errors were zero.
+    """
+    err2 = p["real_mean_err"] ** 2 + p["real_std_err"] ** 2 + p["fake_mean_err"] ** 2 + p["fake_std_err"] ** 2
+    use = (p["real_n"] >= 2) & (p["fake_n"] >= 2)
+    use[use] = err2[use] > 0
+    d_upper = (p["fake_mean"] + p["fake_std"]) - (p["real_mean"] + p["real_std"])
+    d_lower = (p["fake_mean"] - p["fake_std"]) - (p["real_mean"] - p["real_std"])
+    return float(np.sum((d_upper[use] ** 2 + d_lower[use] ** 2) / err2[use])), int((~use).sum())
+
+
 def tpc_chi2(
     real: dict[str, np.ndarray],
     fake: dict[str, np.ndarray],
@@ -160,15 +179,10 @@ def tpc_chi2(
     skipped = {s: 0 for s in statistics}
     for var, per_stat in profiles.items():
         for stat, p in per_stat.items():
-            err2 = p["real_mean_err"] ** 2 + p["real_std_err"] ** 2 + p["fake_mean_err"] ** 2 + p["fake_std_err"] ** 2
-            use = (p["real_n"] >= 2) & (p["fake_n"] >= 2)
-            use[use] = err2[use] > 0
-            d_upper = (p["fake_mean"] + p["fake_std"]) - (p["real_mean"] + p["real_std"])
-            d_lower = (p["fake_mean"] - p["fake_std"]) - (p["real_mean"] - p["real_std"])
-            term = float(np.sum((d_upper[use] ** 2 + d_lower[use] ** 2) / err2[use]))
+            term, n_skipped = profile_chi2_term(p)
             out[f"term/{stat}/{var}"] = term
             total[stat] += term
-            skipped[stat] += int((~use).sum())
+            skipped[stat] += n_skipped
     out["chi2"] = float(sum(total[s] for s in CHI2_STATISTICS))
     out["chi2_amp"] = out["chi2"] + total["Sum"]
     out["skipped_bins"] = float(sum(skipped[s] for s in CHI2_STATISTICS))

@@ -9,8 +9,6 @@ import torch
 PROPERTY_NAMES = ("Mean0", "Mean1", "Sigma0^2", "Sigma1^2", "Cov01", "Sum")
 
 
-
-
 def tpc_properties(x, c=None) -> dict[str, np.ndarray]:
     """Key properties of TPC responses (the baseline's validation metrics), each (N,) float64.
 
@@ -57,18 +55,24 @@ def tpc_properties(x, c=None) -> dict[str, np.ndarray]:
 # Runner: datamodule, critic and metric adapters
 
 
-def on_valid_events(real: dict, fake: dict, cond: dict | None = None, *, metric, **params) -> dict[str, float]:
-    """Metric-entry adapter: ``metric`` on the events whose properties are all finite.
+def on_valid_events(real: dict, fake: dict, cond: dict | None = None, *, metric, statistics=PROPERTY_NAMES,
+                    **params) -> dict[str, float]:
+    """Metric-entry adapter: ``metric`` on the ``statistics`` of the events where they are all finite.
 
     Images with zero total amplitude have NaN moments (:func:`tpc_properties`); distances on the
     statistic vectors need finite values. Each side keeps its own valid events; the count left out
     is :func:`gentwin.domains.tpc.metrics.tpc_chi2`'s ``n_invalid_fake``.
 
     Args:
-        real, fake: property dicts, each ``name -> (N,)``.
+        real, fake: property dicts, each ``name -> (N,)`` for the names in ``statistics`` (other keys,
+            such as the datamodule's ``cells``, are not passed on).
         cond: passed through (unused by the distances).
         metric: an entry ``(real, fake, cond=None, **params) -> dict``.
+        statistics: the properties the metric sees (default the six of :func:`tpc_properties`).
     """
+    real = {k: real[k] for k in statistics}
+    fake = {k: fake[k] for k in statistics}
+
     def keep(props):
         ok = np.all([np.isfinite(np.asarray(v, dtype=np.float64)) for v in props.values()], axis=0)
         return {k: np.asarray(v)[ok] for k, v in props.items()}, int(ok.sum())

@@ -14,6 +14,7 @@ from gentwin.data.transforms import Standardize
 from gentwin.export import MAX_ONNX_PASSES, main, run_exported
 
 COND_NAMES = ["a", "b", "c"]
+FLOWS = ("realnvp", "maf", "nice")
 
 
 def make_model(name: str, cond_dim: int, shape=(2,), overrides=()):
@@ -70,7 +71,8 @@ def test_sampler_reproduces_model_sample(name, cond_dim):
     ("maf", 3, "torchscript"),
 ])
 def test_export_from_a_checkpoint_matches_torch(tmp_path, capsys, name, cond_dim, fmt):
-    model = make_model(name, cond_dim)
+    # Flows with 2 transforms: the ONNX exporter's time grows with the unrolled graph (6: 5 s, 2: ~2 s).
+    model = make_model(name, cond_dim, overrides=["model.flow.transforms=2"] if name in FLOWS else ())
     ckpt = save_checkpoint(model, tmp_path / "best.ckpt")
     out = tmp_path / f"sampler.{'onnx' if fmt == 'onnx' else 'pt'}"
     assert main([str(ckpt), "--format", fmt, "--out", str(out)]) == 0, capsys.readouterr().err

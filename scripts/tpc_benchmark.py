@@ -182,7 +182,14 @@ def summarize(run_dir: Path) -> dict | None:
                 final=m.get("chi2", float("nan")), amp=m.get("chi2/chi2_amp", float("nan")),
                 auc=m.get("classifier/auc", float("nan")), fpd=m.get("fpd", float("nan")),
                 reached=next(((t, e) for t, e, c in curve if c <= TARGET), None),
-                rate=m.get("samples_per_second", float("nan")))
+                rate=m.get("samples_per_second", float("nan")),
+                sparsity={k: (m.get(f"sparsity/{k}", float("nan")), m.get(f"sparsity/{k}_floor", float("nan")))
+                          for k in SPARSITY},
+                faint=m.get("sparsity/n_faint_mean_fake", float("nan")))
+
+
+#: Sparsity distances of the final evaluation, each printed beside its real-vs-real floor.
+SPARSITY = ("n_hits_chi2", "n_hits_w1", "spectrum_w1", "spectrum_chi2")
 
 
 def table(run_dirs: list[Path], floor_: tuple[float, float] | None = None) -> None:
@@ -203,6 +210,14 @@ def table(run_dirs: list[Path], floor_: tuple[float, float] | None = None) -> No
         best = f"{r['best'][2]:.0f} ({r['best'][0]:.1f})"
         print(f"{run_dir.name:13s} {r['epochs']:7d} {r['s_epoch']:8.2f} {best:>17s} {r['final']:11.0f} "
               f"{r['amp']:10.0f} {r['auc']:6.3f} {r['fpd']:8.3f} {reach:>16s} {r['rate']:10.0f}")
+    print("\nsparsity of the final evaluation, value / real-vs-real floor (gentwin.domains.tpc.sparsity); "
+          "faint: cells of 0.09-0.9 per response (real: 0)")
+    print(f"{'model':13s} " + " ".join(f"{k:>22s}" for k in SPARSITY) + f" {'faint':>7s}")
+    for run_dir in run_dirs:
+        r = summarize(run_dir)
+        if r is not None:
+            cells = [f"{v:.3g} / {f:.3g}" for v, f in r["sparsity"].values()]
+            print(f"{run_dir.name:13s} " + " ".join(f"{c:>22s}" for c in cells) + f" {r['faint']:7.2f}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
 Metric entries (``configs/metric/``) are pure functions
 ``(real: dict[str, ndarray], fake: dict[str, ndarray], cond: dict[str, ndarray] | None) -> dict[str, float]``;
 their values are named ``<entry>/<key>``, or just ``<entry>`` when the key repeats the entry's name.
+An entry sees the properties with one value per sample, ``(N,)``; one that sets
+``per_sample_arrays = True`` (e.g. the TPC sparsity entry) also sees a datamodule's per-sample arrays
+such as the TPC ``cells``, ``(N, P * T)``.
 """
 
 from __future__ import annotations
@@ -17,11 +20,22 @@ def metric_names(entry: str, values: dict[str, float]) -> dict[str, float]:
     return {(entry if k == entry else f"{entry}/{k}"): float(v) for k, v in values.items()}
 
 
+def per_sample_values(props: dict) -> dict:
+    """The properties with one value per sample, ``(N,)``: what every metric entry may read."""
+    return {k: v for k, v in props.items() if np.ndim(v) == 1}
+
+
 def run_metrics(entries: dict, real: dict, fake: dict, cond: dict | None) -> dict[str, float]:
-    """Applies every metric entry; returns the flat ``name -> value`` dict."""
+    """Applies every metric entry; returns the flat ``name -> value`` dict.
+
+    Entries get ``per_sample_values`` of the properties, unless their function sets
+    ``per_sample_arrays = True`` (a Hydra partial's ``func``), which get every property.
+    """
+    scalar = (per_sample_values(real), per_sample_values(fake))
     out: dict[str, float] = {}
     for name, f in entries.items():
-        out.update(metric_names(name, f(real, fake, cond)))
+        arrays = getattr(getattr(f, "func", f), "per_sample_arrays", False)
+        out.update(metric_names(name, f(real, fake, cond) if arrays else f(*scalar, cond)))
     return out
 
 

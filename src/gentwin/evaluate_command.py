@@ -127,12 +127,6 @@ def _metric_entries(info: dict, checkpoint: str) -> dict:
     return {k: safe_instantiate(v, checkpoint, "metric") for k, v in (node.get("entries") or {}).items()}
 
 
-def _features(props: dict) -> dict:
-    """The properties with one value per sample, (N,): the scorecard's features (a domain may add
-    per-sample arrays, such as the TPC ``cells``, for its own metric entries)."""
-    return {k: v for k, v in props.items() if np.ndim(v) == 1}
-
-
 def domain_rows(value: dict[str, float], floor: dict[str, float]) -> dict[str, dict]:
     """Scorecard rows ``domain/<k>`` of a metric group's values: the floor from ``floor`` (the group
     run on two reference halves), else the entry's own ``<k>_floor`` value, which is then no row of its own."""
@@ -147,7 +141,7 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
 
     from gentwin.checkpoint import load_model, read_checkpoint, safe_instantiate
     from gentwin.errors import ConfigError
-    from gentwin.evaluate import run_metrics
+    from gentwin.evaluate import per_sample_values, run_metrics
     from gentwin.metrics.floors import scorecard
 
     info = read_checkpoint(checkpoint)["gentwin"]
@@ -184,10 +178,10 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
     ref_props = {k: np.asarray(v)[order] for k, v in ref_props.items()}
     named = dm.conditions(c_raw[order]) if c_raw is not None else None
     columns = real.reshape(len(real), -1)
-    features = _features(ref_props)
+    features = per_sample_values(ref_props)
     same = len(features) == columns.shape[1] and all(np.array_equal(v, columns[order, i])
                                                      for i, v in enumerate(features.values()))
-    card, notes = scorecard(features, real[order], _features(fake_props), fake, named,
+    card, notes = scorecard(features, real[order], per_sample_values(fake_props), fake, named,
                             dm.conditions(c_b), seed=seed, classify_features=not same, halves=halves)
     if entries:
         b_props = {k: v[halves[1]] for k, v in ref_props.items()}
@@ -197,7 +191,8 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
         # floor, unless an entry gives its own (``<key>_floor``, e.g. the TPC sparsity entry).
         floor = {} if c_raw is not None else run_metrics(entries, a_props, b_props, None)
         card.update(domain_rows(value, floor))
-    figures = {"marginals": (_features({k: v[halves[1]] for k, v in ref_props.items()}), _features(fake_props))}
+    figures = {"marginals": (per_sample_values({k: v[halves[1]] for k, v in ref_props.items()}),
+                             per_sample_values(fake_props))}
     figures.update(dm.figures(real[ib], fake, c_b))
     result = {"checkpoint": str(checkpoint), "dataset": info["dataset"].get("_target_"), "n_reference": n,
               "n_generated": len(fake), "metrics": card, "warnings": notes, "_figures": figures}

@@ -144,3 +144,23 @@ def test_real_file_floor_and_a_blurred_copy():
     assert r["n_faint_mean_fake"] > 5
     for key in DISTANCES:
         assert r[key] > 5 * r[f"{key}_floor"], key
+
+
+def test_entries_of_any_metric_group_see_per_sample_values_and_the_sparsity_entry_sees_the_cells():
+    """dataset=tpc with metric=toy: the datamodule's (N, 128) ``cells`` reach only the entry that asks."""
+    from hydra.utils import instantiate
+
+    from conftest import compose
+    from gentwin.domains.tpc.datamodule import TPCDataModule
+    from gentwin.evaluate import run_metrics
+
+    rng = np.random.default_rng(0)
+    a, b = simulate_tpc(300, rng), simulate_tpc(300, rng)
+    props = TPCDataModule.properties(None, a.images), TPCDataModule.properties(None, b.images)
+    assert props[0][CELLS].shape == (300, 128)
+    toy = {k: instantiate(v) for k, v in compose(["dataset=tpc", "metric=toy"]).metric.entries.items()}
+    out = run_metrics(toy, *props, None)  # raised "properties have different lengths" with the cells
+    assert out and all(np.isfinite(v) or np.isnan(v) for v in out.values())
+    sparse = {"sparsity": instantiate(compose(["dataset=tpc"]).metric.entries.sparsity)}
+    got = run_metrics(sparse, *props, None)
+    assert got["sparsity/n_hits_mean_real"] == pytest.approx(n_hits(a.images).mean())

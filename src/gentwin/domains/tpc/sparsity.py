@@ -60,7 +60,7 @@ def n_faint(x, threshold: float = HIT_THRESHOLD, decades: float = 1.0) -> np.nda
     """Faint cells per response, threshold * 10**-decades <= |A| < threshold, (N,) int64, from ``x``
     (N, P, T) or (N, P * T); 0 for zero-suppressed data."""
     a = cells(x)
-    return ((np.abs(a) >= threshold * 10.0**-decades) & (a < threshold)).sum(axis=1)
+    return ((np.abs(a) >= threshold * 10.0**-decades) & (np.abs(a) < threshold)).sum(axis=1)
 
 
 def zero_fraction(x) -> float:
@@ -213,3 +213,7 @@ def sparsity_metrics(
     k_a, k_g = int(empty(x_real[ia], threshold).sum()), int(empty(x_fake[ib], threshold).sum())
     out["empty_fraction_err"] = empty_fraction_error(k_a, len(ia), k_g, len(ib))
     return out
+
+
+#: ``gentwin.evaluate.run_metrics`` passes this entry the datamodule's per-sample arrays (``cells``).
+sparsity_metrics.per_sample_arrays = True

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning  # noqa: F401  (its log handler binds to this stderr, which in-process calls redirect)
 import pytest
 import torch
 
@@ -82,7 +83,12 @@ def cli(*args: str, cwd: Path, timeout: float = 300, isolated: bool = False):
 
 
 def _in_process(name: str, argv: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    """A console script's entry point called here, every piece of process state it may change restored."""
+    """A console script's entry point called here, every piece of process state it may change restored.
+
+    What the script writes reaches its captured output as in a new process: warnings are shown with
+    the interpreter's default filters (not pytest's), and logging handlers that write to the
+    terminal (Lightning's, bound to stderr at import) write to the captured streams.
+    """
     import contextlib
     import io
     import logging
@@ -94,24 +100,37 @@ def _in_process(name: str, argv: list[str], cwd: Path, env: dict) -> subprocess.
     import numpy as np
     from hydra.core.global_hydra import GlobalHydra
 
-    (entry,) = entry_points(group="console_scripts", name=name)
+    (entry,) = [e for e in entry_points(group="console_scripts", name=name) if e.dist.name == "gentwin"]
     saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
-    saved_filters, threads = warnings.filters[:], torch.get_num_threads()
-    root = logging.getLogger()
-    saved_log = (root.handlers[:], root.level, logging.root.manager.disable)
+    threads = torch.get_num_threads()
+    loggers = [logging.getLogger()] + [v for v in logging.Logger.manager.loggerDict.values()
+                                       if isinstance(v, logging.Logger)]
+    saved_log = {lg: (lg.level, lg.disabled, lg.propagate, lg.handlers[:]) for lg in loggers}
+    disabled = logging.root.manager.disable
     rng = (torch.get_rng_state(), np.random.get_state(), random.getstate())  # noqa: NPY002
     out, err, code = io.StringIO(), io.StringIO(), 0
+    kind = {sys.__stdout__: "out", sys.stdout: "out", sys.__stderr__: "err", sys.stderr: "err", **_CAPTURED}
+    streams = {h: h.stream for lg in loggers for h in lg.handlers
+               if type(h) is logging.StreamHandler and h.stream in kind}
+    for h, stream in streams.items():
+        h.setStream(out if kind[stream] == "out" else err)
     os.environ.update(env)
     sys.argv = [name, *argv]
     os.chdir(cwd)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.resetwarnings()  # a new interpreter's filters, shown on (the captured) stderr
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                warnings.simplefilter("ignore", category)
+            warnings.showwarning = warnings._showwarning_orig
             try:
                 entry.load()()
             except SystemExit as e:
                 if isinstance(e.code, str):
                     print(e.code, file=sys.stderr)
-                code = 1 if isinstance(e.code, str) else int(e.code or 0)
+                code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+            except KeyboardInterrupt:
+                raise
             except BaseException:  # what the interpreter prints for an uncaught exception, and its code
                 traceback.print_exc()
                 code = 1
@@ -120,16 +139,27 @@ def _in_process(name: str, argv: list[str], cwd: Path, env: dict) -> subprocess.
         sys.argv = saved_argv
         os.environ.clear()
         os.environ.update(saved_env)
-        warnings.filters[:] = saved_filters
         torch.set_num_threads(threads)
-        root.handlers[:], _, _ = saved_log
-        root.setLevel(saved_log[1])
-        logging.disable(saved_log[2])
+        for lg, (level, off, propagate, handlers) in saved_log.items():
+            for h in lg.handlers:
+                if h not in handlers:
+                    h.close()
+            lg.setLevel(level)
+            lg.disabled, lg.propagate, lg.handlers[:] = off, propagate, handlers
+        for h, stream in streams.items():
+            h.setStream(stream)
+        logging.disable(disabled)
         torch.set_rng_state(rng[0])
         np.random.set_state(rng[1])  # noqa: NPY002
         random.setstate(rng[2])
         GlobalHydra.instance().clear()
+        _CAPTURED.update({out: "out", err: "err"})
     return subprocess.CompletedProcess([name, *argv], code, out.getvalue(), err.getvalue())
+
+
+#: The terminal streams a logging handler may hold: pytest's at this import (Lightning binds its
+#: handler to stderr when imported, here) and the buffers of earlier in-process calls.
+_CAPTURED: dict = {sys.stdout: "out", sys.stderr: "err"}
 
 
 def run_dirs(root: Path) -> list[Path]:

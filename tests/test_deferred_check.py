@@ -141,3 +141,25 @@ def test_a_run_with_the_deferred_check_ends_with_exit_4_and_one_line(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: loss became "), out.stderr[-3000:]
     assert "training stopped before the update (found at step" in lines[0]
+
+
+def test_a_refused_first_step_keeps_a_loaded_optimizer_state_and_a_second_check_undoes_nothing_twice():
+    from gentwin.models.guard import DeferredCheck
+
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.Adam([w], lr=0.1)
+    (w**2).sum().backward()
+    opt.step()  # a state as a resumed run loads it: step 1, moments
+    saved = copy.deepcopy(opt.state_dict())
+    guard = DeferredCheck(torch.device("cpu"), [opt])
+
+    def backward():
+        opt.zero_grad(set_to_none=True)
+        (w.sum() * float("nan")).backward()
+
+    guard.step(0, opt, torch.tensor(float("nan")), "loss", 7, backward, opt.step)
+    for _ in range(2):  # the second check must not take the step counter back again
+        with pytest.raises(Diverged, match="loss became nan at step 7"):
+            guard.check([opt], 10, 8)
+        state, want = opt.state_dict()["state"][0], saved["state"][0]
+        assert all(torch.equal(torch.as_tensor(state[k]), torch.as_tensor(want[k])) for k in want)

@@ -242,6 +242,7 @@ class GenerativeModel(L.LightningModule):
         raw, wrapped = self.optimizers(use_pl_optimizer=False), self.optimizers()
         self._opts = raw if isinstance(raw, list) else [raw]
         self._pl_opts = wrapped if isinstance(wrapped, list) else [wrapped]
+        self._guard = None  # a deferred check records this fit only (and its device)
         # Last, after every callback's on_train_start: a resumed run draws the random numbers the
         # uninterrupted run would have drawn from here on.
         if self._resume_rng is not None:
@@ -285,7 +286,7 @@ class GenerativeModel(L.LightningModule):
         opt = self._pl_opts[index] if last else self._opts[index]
         if self.deferred_check:
             if self._guard is None:
-                self._guard = DeferredCheck(self.device, len(self._opts))
+                self._guard = DeferredCheck(self.device, self._opts)
 
             def backward():
                 opt.zero_grad(set_to_none=True)

@@ -29,7 +29,9 @@ checks first).
 
 Data-parallel ranks (untested on GPUs) each keep their own record. Gradients are averaged over the
 ranks during the backward pass, before the check, so a non-finite gradient on one rank is refused on
-all of them; a non-finite loss with finite gradients would be refused on its own rank only.
+all of them; a non-finite loss with finite gradients would be refused on its own rank only (the
+ranks' weights would then differ), and a ``Diverged`` raised on one rank only would leave the others
+waiting in their next collective.
 """
 
 from __future__ import annotations
@@ -47,8 +49,12 @@ class DeferredCheck:
         n_optimizers: How many optimizers the model steps (counted separately).
     """
 
-    def __init__(self, device: torch.device, n_optimizers: int):
+    def __init__(self, device: torch.device, optimizers: list[torch.optim.Optimizer]):
         self.device = torch.device(device)
+        n_optimizers = len(optimizers)
+        # Optimizers whose state does not exist yet: their first step() creates it (a resumed run's
+        # optimizers hold the loaded state, which a refused step must leave as it is).
+        self.stateless = [not opt.state for opt in optimizers]
         self.failed_step = torch.full((), -1, dtype=torch.long, device=self.device)
         self.failed_name = torch.full((), -1, dtype=torch.long, device=self.device)
         self.failed_value = torch.zeros((), device=self.device)
@@ -124,12 +130,14 @@ class DeferredCheck:
             return
         skipped = self.skipped.tolist()
         for i, opt in enumerate(optimizers):
-            if skipped[i] and skipped[i] == self.calls[i]:
+            if skipped[i] and skipped[i] == self.calls[i] and self.stateless[i]:
                 opt.state.clear()  # no step was taken: the state was created by a skipped one
                 continue
             for state in opt.state.values():
                 if "step" in state:  # a counter every step() call advances, skipped ones included
                     state["step"] -= skipped[i]
+        self.skipped.zero_()  # restored once: a second check raises again without undoing twice
+        self.calls = [c - k for c, k in zip(self.calls, skipped, strict=True)]
         name, value = self.names[int(self.failed_name)], float(self.failed_value)
         raise Diverged(
             f"{name} became {value} at step {failed} (epoch {failed // max(steps_per_epoch, 1)}); "

@@ -33,6 +33,7 @@ import lightning as L
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from bench_tpc_step import critic_step  # noqa: E402  (scripts/ is on the path of a script run from it)
 from conftest import compose  # noqa: E402
 from gentwin.run import _quiet, build  # noqa: E402
 
@@ -61,14 +62,7 @@ def plain_loop(dm, model, steps: int) -> float:
             model.critic.requires_grad_(True)
             for i in range(model.critic_steps):
                 x, c = xs[i], None if cs is None else cs[i]
-                with torch.no_grad():
-                    fakes = [model.generate(n, c) for _ in range(model.loss.n_fake)]
-                loss_d, _ = model.loss.critic_loss(model.critic_fn, x, fakes, c)
-                if not torch.isfinite(loss_d):
-                    raise RuntimeError("diverged")
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
+                critic_step(model, x, c, opt_d)
             model.critic.requires_grad_(False)
             fakes = [model.generate(n, c) for _ in range(model.loss.n_fake)]
             loss_g, _ = model.loss.generator_loss(model.critic_fn, x, fakes, c)

@@ -235,6 +235,7 @@ def bad_files(tmp_path) -> Path:
     (["trainer.check_val_every_n_epoch=0"], 2, "trainer.check_val_every_n_epoch=0: must be an integer >= 1"),
     (["optimizer.betas=[2,0.9]"], 2, "optimizer.betas=[2, 0.9]: must be a list of two numbers in [0, 1)"),
     (["model.ema=1.5"], 2, "model.ema=1.5: must be a number in (0, 1)"),
+    (["trainer.precision=16-mixed"], 2, "trainer.precision=16-mixed: must be 32-true, 64-true, bf16-mixed"),
     (["trainer.max_epoch=3"], 2, "trainer.max_epoch is not a key of the config; did you mean trainer.max_epochs"),
     (["dataset=tpc", "dataset.n=null"], 2, "dataset.path is not set"),
     (["dataset=arrays"], 2, "dataset.path is not set: give the file"),  # raised inside Hydra's instantiate

@@ -143,12 +143,15 @@ RULES = {
     "log_every_n_steps": _int(1),
     "ema": _open01(),
     "finite_check": ((lambda v: v in ("step", "deferred")), "'step', 'deferred' or null"),
+    # fp16 needs a gradient scaler wrapped around optimizer.step, which the families' manual steps bypass.
+    "precision": ((lambda v: str(v) in ("32", "64", "32-true", "64-true", "bf16", "bf16-mixed", "bf16-true")),
+                  "32-true, 64-true, bf16-mixed, bf16-true or null (fp16 is not supported)"),
     "betas": (_betas, "a list of two numbers in [0, 1)"),
     "val_fraction": _open01(),
     "hidden": ((lambda v: all(isinstance(h, int) and h >= 1 for h in v)), "a list of integers >= 1"),
     "hidden_features": ((lambda v: all(isinstance(h, int) and h >= 1 for h in v)), "a list of integers >= 1"),
 }
-NULLABLE = {"critic_lr", "threads", "n", "ema", "check_val_every_n_epoch", "finite_check"}
+NULLABLE = {"critic_lr", "threads", "n", "ema", "check_val_every_n_epoch", "finite_check", "precision"}
 SKIP = {"hydra"}
 
 

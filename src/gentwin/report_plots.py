@@ -67,17 +67,8 @@ def plot_metric(rep: Report, metric: str, out: Path) -> Path | None:
         ax.set_xticks(numeric, [f"{v:g}" for v in numeric])
     elif all(float(v).is_integer() for v in numeric):  # integer parameters get integer ticks
         ax.set_xticks(sorted(set(numeric)), [f"{v:g}" for v in sorted(set(numeric))])
-    if _log_scale([p[1] for pts in lines.values() for p in pts]):
-        ax.set_yscale("log")
-    ax.set_xlabel(x_key)
-    ax.set_ylabel(f"{metric} (mean ± std over seeds)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = out / f"{_slug(metric)}_vs_{_slug(x_key)}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, [p[1] for pts in lines.values() for p in pts], x_key,
+                 f"{metric} (mean ± std over seeds)", out / f"{_slug(metric)}_vs_{_slug(x_key)}.png")
 
 
 def read_curve(job: Job, tag: str) -> tuple[np.ndarray, np.ndarray, str] | None:
@@ -130,14 +121,20 @@ def plot_curves(rep: Report, metric: str, out: Path) -> Path | None:
     if not drawn:
         plt.close(fig)
         return None
+    return _save(fig, ax, ys, xlabel, f"val/{metric}", out / f"{_slug(metric)}_curves.png")
+
+
+def _save(fig, ax, ys, xlabel: str, ylabel: str, path: Path) -> Path:
+    """Labels, legend and grid of a report figure (a log scale when ``ys`` span decades), written to ``path``."""
+    import matplotlib.pyplot as plt
+
     if _log_scale(ys):
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"val/{metric}")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = out / f"{_slug(metric)}_curves.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -32,12 +32,24 @@ class Evaluator(L.Callback):
             then draws no final figures either).
         monitor: the monitored metric's name (``metric.monitor``), written with the epoch above each figure.
             Figures can cost more than the metrics (docs/benchmarks.md).
+        smooth: with ``smooth`` > 1, also logs ``val/<monitor>_smoothed``, the mean of the monitored
+            value over the last ``smooth`` validations (fewer at the start): the best checkpoint is then
+            chosen on it (``metric.smooth``), not on one validation's noise.
     """
 
-    def __init__(self, entries: dict, figures_every: int = 1, monitor: str | None = None):
+    def __init__(self, entries: dict, figures_every: int = 1, monitor: str | None = None, smooth: int = 1):
         self.entries, self.figures_every, self.monitor = entries, int(figures_every), monitor
+        self.smooth = int(smooth)
+        self.window: list[float] = []
         self.last: dict[str, float] = {}
         self.validations = 0
+
+    def state_dict(self) -> dict:
+        return {"validations": self.validations, "window": list(self.window)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.validations = int(state_dict.get("validations", 0))
+        self.window = [float(v) for v in state_dict.get("window", [])]
 
     def on_validation_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking:
@@ -48,7 +60,11 @@ class Evaluator(L.Callback):
         self.validations += 1
         metrics, figs, _ = evaluate(pl_module, trainer.datamodule, self.entries, figures=figures)
         self.last = metrics
-        pl_module.log_dict({f"val/{k}": v for k, v in metrics.items()}, sync_dist=True)
+        logged = {f"val/{k}": v for k, v in metrics.items()}
+        if self.smooth > 1 and self.monitor in metrics:
+            self.window = [*self.window, float(metrics[self.monitor])][-self.smooth:]
+            logged[f"val/{self.monitor}_smoothed"] = sum(self.window) / len(self.window)
+        pl_module.log_dict(logged, sync_dist=True)
         writer = tensorboard(trainer)
         step = max(trainer.global_step - 1, 0)  # the step Lightning writes the val/ scalars at
         for name, fig in figs.items():

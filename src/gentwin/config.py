@@ -139,6 +139,7 @@ RULES = {
     "gp_weight": _nonneg(),
     "n": _int(2),
     "figures_every": _int(0),
+    "smooth": _int(1),
     "check_val_every_n_epoch": _int(1),
     "log_every_n_steps": _int(1),
     "ema": _open01(),

@@ -162,13 +162,15 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     ckpt_dir = out_dir / "checkpoints"
     common = dict(dirpath=ckpt_dir, auto_insert_metric_name=False, enable_version_counter=False,
                   save_on_train_epoch_end=False)
-    checkpoint = RunCheckpoint(filename="best", monitor=monitor, mode=cfg.metric.mode, **common)
+    smooth = int(cfg.metric.get("smooth", 1))  # > 1: the best checkpoint by the mean of the last validations
+    checkpoint = RunCheckpoint(filename="best", monitor=f"{monitor}_smoothed" if smooth > 1 else monitor,
+                               mode=cfg.metric.mode, **common)
     # Lightning 2.6 writes save_last only when a best checkpoint was written at that step: a
     # monitor-free callback writes last.ckpt after every validation instead.
     last = RunCheckpoint(filename="last", monitor=None, save_top_k=1, **common)
     clock = RunClock()
     interactive = sys.stdout.isatty() and not os.environ.get("CI")
-    callbacks = [Evaluator(entries, cfg.metric.get("figures_every", 1), cfg.metric.monitor), checkpoint, last,
+    callbacks = [Evaluator(entries, cfg.metric.get("figures_every", 1), cfg.metric.monitor, smooth), checkpoint, last,
                  ValidateLast(ckpt_dir / "last.ckpt"), clock, FollowBudget(),
                  LossBar() if interactive else LineProgress(monitor), *dm.callbacks()]
     logger = instantiate(cfg.logger, save_dir=str(out_dir))

@@ -130,7 +130,7 @@ def test_a_leaf_run_writes_geojson_and_sample_writes_the_format_asked_for(tmp_pa
 
 
 def test_metric_smooth_chooses_the_best_checkpoint_by_the_mean_of_the_last_validations(tmp_path):
-    out = cli("run", *FAST, "trainer.max_epochs=4", "trainer.check_val_every_n_epoch=1", "metric.smooth=2",
+    out = cli("run", *FAST, "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=1", "metric.smooth=2",
               cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     (run,) = run_dirs(tmp_path / "outputs")
@@ -140,6 +140,6 @@ def test_metric_smooth_chooses_the_best_checkpoint_by_the_mean_of_the_last_valid
     raw = [e.value for e in acc.Scalars("val/multivariate/energy")]
     smoothed = [e.value for e in acc.Scalars("val/multivariate/energy_smoothed")]
     want = [raw[0]] + [(a + b) / 2 for a, b in zip(raw, raw[1:], strict=False)]
-    assert len(raw) == 4 and smoothed == pytest.approx(want, rel=1e-6)
+    assert len(raw) == 3 and smoothed == pytest.approx(want, rel=1e-6)
     best = json.loads((run / "metrics.json").read_text())["metrics"]["best_epoch"]
-    assert best == 1 + min(range(4), key=smoothed.__getitem__)
+    assert best == 1 + min(range(3), key=smoothed.__getitem__)

@@ -132,8 +132,9 @@ def test_parallel_launcher_runs_two_jobs_at_once_with_split_cores(tmp_path):
 
 
 def test_submitit_local_launcher_runs_a_job(tmp_path):
-    out = cli("run", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", *TINY, "model=nice",
-              cwd=tmp_path)
+    # In this process: submitit's job runs in its own process and writes only files.
+    out = _cli("run", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", *TINY, "model=nice",
+               cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     (run,) = run_dirs(tmp_path / "outputs" / "multirun")
     assert (run / "metrics.json").exists() and (run / "checkpoints" / "best.ckpt").exists()

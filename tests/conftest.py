@@ -86,8 +86,9 @@ def _in_process(name: str, argv: list[str], cwd: Path, env: dict) -> subprocess.
     """A console script's entry point called here, every piece of process state it may change restored.
 
     What the script writes reaches its captured output as in a new process: warnings are shown with
-    the interpreter's default filters (not pytest's), and logging handlers that write to the
-    terminal (Lightning's, bound to stderr at import) write to the captured streams.
+    the interpreter's default filters (not pytest's), logging handlers that write to the terminal
+    (Lightning's, bound to stderr at import) write to the captured streams, and records no handler
+    takes reach the captured stderr (pytest's log capture is lifted during the call).
     """
     import contextlib
     import io
@@ -114,6 +115,9 @@ def _in_process(name: str, argv: list[str], cwd: Path, env: dict) -> subprocess.
                if type(h) is logging.StreamHandler and h.stream in kind}
     for h, stream in streams.items():
         h.setStream(out if kind[stream] == "out" else err)
+    # A new process's root logger has no handler: records nobody handles reach stderr through
+    # logging.lastResort, not pytest's capture (restored below with every logger's handlers).
+    logging.root.handlers[:] = []
     os.environ.update(env)
     sys.argv = [name, *argv]
     os.chdir(cwd)
@@ -157,6 +161,74 @@ def _in_process(name: str, argv: list[str], cwd: Path, env: dict) -> subprocess.
     return subprocess.CompletedProcess([name, *argv], code, out.getvalue(), err.getvalue())
 
 
+class Forked:
+    """A console script run in a child forked from this process, for tests that signal it mid-run.
+
+    The child calls the entry point as ``cli`` does in this process (torch and Lightning already
+    imported: about 6 s less than a new interpreter) and is a real process: SIGKILL and SIGINT reach
+    it as they would a user's run. ``wait`` gives its exit code as ``Popen`` does (minus the signal
+    that ended it) and ``stdout``/``stderr`` its captured output, written when it exits.
+    """
+
+    def __init__(self, *args: str, cwd: Path):
+        import tempfile
+
+        self._files = [Path(tempfile.mkstemp(prefix="gentwin-forked-")[1]) for _ in range(2)]
+        self.returncode = None
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns into pytest
+            code = 1
+            try:  # (nothing left in the child may flush pytest's buffers: os._exit)
+                env = {"CI": "1", "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
+                done = _in_process(args[0], list(args[1:]), Path(cwd), env)
+                self._files[0].write_text(done.stdout)
+                self._files[1].write_text(done.stderr)
+                code = done.returncode
+            finally:
+                os._exit(code)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def wait(self, timeout: float = 120) -> int:
+        import time
+
+        end = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > end:
+                os.kill(self.pid, 9)
+                self.wait()
+                raise TimeoutError(f"the forked run did not end in {timeout} s")
+            time.sleep(0.02)
+        self._output(0), self._output(1)  # read, and the files removed
+        return self.returncode
+
+    @property
+    def stdout(self) -> str:
+        return self._output(0)
+
+    @property
+    def stderr(self) -> str:
+        return self._output(1)
+
+    def _output(self, i: int) -> str:
+        if self.poll() is None:
+            return ""
+        if isinstance(self._files[i], Path):
+            text = self._files[i].read_text()
+            self._files[i].unlink()
+            self._files[i] = text
+        return self._files[i]
+
+
 #: The terminal streams a logging handler may hold: pytest's at this import (Lightning binds its
 #: handler to stderr when imported, here) and the buffers of earlier in-process calls.
 _CAPTURED: dict = {sys.stdout: "out", sys.stderr: "err"}
@@ -165,6 +237,29 @@ _CAPTURED: dict = {sys.stdout: "out", sys.stderr: "err"}
 def run_dirs(root: Path) -> list[Path]:
     """Run folders (those holding a .hydra folder) below ``root``."""
     return sorted(p.parent for p in root.glob("**/.hydra"))
+
+
+@pytest.fixture(scope="module")
+def onnx_registry_once():
+    """torch's ONNX exporter builds its operator registry anew for every export (about 1 s of a 2 s
+    export); a module that exports dozens of models builds it once. The registry is the same
+    function's result (it is only changed when a custom translation table is given, and gentwin gives
+    none). Not used by the leaf run's ``export-model``, whose check that stderr stays quiet needs the
+    build (it logs the operators it skips)."""
+    from torch.onnx._internal.exporter import _registration
+
+    original = _registration.ONNXRegistry.from_torchlib  # bound to the class
+    built: dict = {}
+
+    def from_torchlib(cls, *args, **kwargs):
+        key = (cls, args, tuple(sorted(kwargs.items())))
+        if key not in built:
+            built[key] = original(*args, **kwargs)
+        return built[key]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_registration.ONNXRegistry, "from_torchlib", classmethod(from_torchlib))
+        yield
 
 
 @pytest.fixture

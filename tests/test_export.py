@@ -13,6 +13,8 @@ from conftest import compose
 from gentwin.data.transforms import Standardize
 from gentwin.export import MAX_ONNX_PASSES, main, run_exported
 
+pytestmark = pytest.mark.usefixtures("onnx_registry_once")  # conftest: built once per module
+
 COND_NAMES = ["a", "b", "c"]
 FLOWS = ("realnvp", "maf", "nice")
 

@@ -17,6 +17,8 @@ import torch
 from conftest import compose, fit, options
 from gentwin.export import export, run_exported
 
+pytestmark = pytest.mark.usefixtures("onnx_registry_once")  # conftest: built once per module
+
 N = 5
 DATA = {
     "moons": ["dataset=moons", "dataset.n=64", "dataset.batch_size=8"],

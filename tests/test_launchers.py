@@ -9,15 +9,8 @@ from types import SimpleNamespace
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import TINY, run_dirs
-from conftest import cli as _cli
+from conftest import TINY, cli, run_dirs
 from gentwin import launch
-
-
-def cli(*args, **kwargs):
-    """In a subprocess: the workers it starts run the console script anew."""
-    return _cli(*args, isolated=True, **kwargs)
-
 
 JOBLIB = {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 2}
 BASIC = {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}
@@ -117,8 +110,9 @@ def _interval(run):
 
 def test_parallel_launcher_runs_two_jobs_at_once_with_split_cores(tmp_path):
     tiny = [o for o in TINY if not o.startswith("threads=")]  # threads=null: the launcher splits the cores
+    # In this process: the launcher's workers are processes of their own (joblib's), whatever runs the sweep.
     out = cli("run", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *tiny, "model=nice", "seed=1,2",
-              cwd=tmp_path)
+               cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     runs = run_dirs(tmp_path / "outputs" / "multirun")
     assert len(runs) == 2 and all((r / "metrics.json").exists() for r in runs)
@@ -127,13 +121,13 @@ def test_parallel_launcher_runs_two_jobs_at_once_with_split_cores(tmp_path):
     pids = {re.match(r"events\.out\.tfevents\.\d+\.[^.]+\.(\d+)", f.name).group(1)
             for r in runs for f in (r / "tb").glob("events*")}
     assert len(pids) == 2  # two worker processes
-    threads = [int(t) for t in re.findall(r"(\d+) thread\(s\)", out.stdout + out.stderr)]
+    threads = [int(t) for r in runs for t in re.findall(r"(\d+) thread\(s\)", (r / "run.log").read_text())]
     assert len(threads) == 2 and all(2 * t <= max(2, launch.cores_owned()) for t in threads)
 
 
 def test_submitit_local_launcher_runs_a_job(tmp_path):
     # In this process: submitit's job runs in its own process and writes only files.
-    out = _cli("run", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", *TINY, "model=nice",
+    out = cli("run", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", *TINY, "model=nice",
                cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     (run,) = run_dirs(tmp_path / "outputs" / "multirun")
@@ -153,7 +147,7 @@ def test_optuna_study_is_stored_and_resumed(tmp_path):
     args = ["run", "-m", "hydra/sweeper=search", "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=toy",
             f"hydra.sweeper.storage={storage}", *TINY, "model=nice", "model.flow.transforms=choice(1,2,3)"]
     for _ in range(2):
-        out = _cli(*args, cwd=tmp_path)  # in this process: the basic launcher runs the trials here
+        out = cli(*args, cwd=tmp_path)  # in this process: the basic launcher runs the trials here
         assert out.returncode == 0, out.stderr[-3000:]
     assert "Best of study 'toy' (4 complete): trial" in out.stdout
     study = optuna.load_study(study_name="toy", storage=storage)
@@ -169,6 +163,6 @@ def test_optuna_study_is_stored_and_resumed(tmp_path):
     result = yaml.safe_load((sweeps[-1] / "optimization_results.yaml").read_text())
     assert result["best_value"] == pytest.approx(study.best_value) and result["trials"] == {"complete": 4}
     assert f"model.flow.transforms={study.best_params['model.flow.transforms']}" in result["best_overrides"]
-    report = _cli("report", str(sweeps[-1]), "--no-plots", cwd=tmp_path)
+    report = cli("report", str(sweeps[-1]), "--no-plots", cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-3000:]
     assert "2 jobs: 2 finished" in report.stdout

@@ -5,18 +5,16 @@ input gets one line."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import TINY, cli, run_dirs
+from conftest import TINY, Forked, cli, run_dirs
 
 FAST = [*TINY, "dataset.n=400"]
 
@@ -182,12 +180,9 @@ def test_a_run_killed_at_a_random_step_and_resumed_ends_bit_identical(tmp_path):
     whole, part = tmp_path / "whole", tmp_path / "part"
     out = cli("run", *RESUME, f"hydra.run.dir={whole}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    env = dict(os.environ, CI="1", OMP_NUM_THREADS="1")
-    exe = str(Path(sys.executable).with_name("run"))
     rng = random.Random()
     for _ in range(5):  # a kill that came too late (the run had finished) is tried again
-        proc = subprocess.Popen([exe, *RESUME, f"hydra.run.dir={part}"], cwd=tmp_path, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = Forked("run", *RESUME, f"hydra.run.dir={part}", cwd=tmp_path)  # a real process, SIGKILLed
         while not (part / "checkpoints/last.ckpt").exists() and proc.poll() is None:
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 0.6))
@@ -266,15 +261,11 @@ def test_a_divergence_before_any_checkpoint_cites_none(tmp_path):
 
 
 def test_ctrl_c_ends_with_one_line_saying_where_the_checkpoints_are(tmp_path):
-    env = dict(os.environ, CI="1", OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("run")), *FAST, "trainer.max_epochs=100000",
-                             "hydra.run.dir=r"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = Forked("run", *FAST, "trainer.max_epochs=100000", "hydra.run.dir=r", cwd=tmp_path)
     while not (tmp_path / "r/checkpoints/last.ckpt").exists():
-        assert proc.poll() is None
+        assert proc.poll() is None, proc.stderr[-3000:]
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
-    line = one_error_line(subprocess.CompletedProcess([], 130, "", err))
+    assert proc.wait() == 130
+    line = one_error_line(subprocess.CompletedProcess([], 130, "", proc.stderr))
     assert "interrupted" in line and f"run resume={tmp_path / 'r'}" in line

@@ -179,6 +179,11 @@ class Forked:
         if self.pid == 0:  # the child: never returns into pytest
             code = 1
             try:  # (nothing left in the child may flush pytest's buffers: os._exit)
+                import signal
+
+                # Ctrl-C raises KeyboardInterrupt, as in a run started from a terminal (this process may
+                # ignore SIGINT: a non-interactive shell's background job does).
+                signal.signal(signal.SIGINT, signal.default_int_handler)
                 env = {"CI": "1", "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
                 done = _in_process(args[0], list(args[1:]), Path(cwd), env)
                 self._files[0].write_text(done.stdout)

@@ -244,23 +244,25 @@ def run_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.glob("**/.hydra"))
 
 
+_ONNX_REGISTRIES: dict = {}
+
+
 @pytest.fixture(scope="module")
 def onnx_registry_once():
     """torch's ONNX exporter builds its operator registry anew for every export (about 1 s of a 2 s
-    export); a module that exports dozens of models builds it once. The registry is the same
+    export); the modules that export models build it once between them. The registry is the same
     function's result (it is only changed when a custom translation table is given, and gentwin gives
     none). Not used by the leaf run's ``export-model``, whose check that stderr stays quiet needs the
     build (it logs the operators it skips)."""
     from torch.onnx._internal.exporter import _registration
 
     original = _registration.ONNXRegistry.from_torchlib  # bound to the class
-    built: dict = {}
 
     def from_torchlib(cls, *args, **kwargs):
         key = (cls, args, tuple(sorted(kwargs.items())))
-        if key not in built:
-            built[key] = original(*args, **kwargs)
-        return built[key]
+        if key not in _ONNX_REGISTRIES:
+            _ONNX_REGISTRIES[key] = original(*args, **kwargs)
+        return _ONNX_REGISTRIES[key]
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_registration.ONNXRegistry, "from_torchlib", classmethod(from_torchlib))

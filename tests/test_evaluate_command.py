@@ -13,6 +13,8 @@ from conftest import cli
 from gentwin.evaluate_command import main
 from gentwin.metrics.challenge import classifier_test, fpd_extrapolated, isotonic_calibration, separation_power
 
+pytestmark = pytest.mark.usefixtures("onnx_registry_once")  # conftest: built once
+
 
 def test_separation_power_and_calibration_known_answers():
     rng = np.random.default_rng(0)

@@ -15,6 +15,39 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 TPC_DATA = Path(os.environ.get("GENTWIN_TPC_DATA", ROOT.parent / "shared" / "data" / "tpc"))
 
+def _cache_config_files() -> None:
+    """Hydra parses every YAML file again at each compose: about 11,000 loads in this suite, 40 s.
+    Tests keep each file's parsed config by path, size and modification time and hand out copies, as
+    Hydra's own per-compose cache does (``CachingConfigRepository``); a changed file is read anew,
+    and files that fail to load are not kept (their error is raised each time)."""
+    import copy
+
+    from hydra._internal.sources_registry import SourcesRegistry
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.config_source import ConfigResult
+
+    Plugins.instance()  # registers the config sources (Hydra's plugin scan imports its own copy of the class)
+    FileConfigSource = SourcesRegistry.instance().resolve("file")  # noqa: N806
+    load, parsed = FileConfigSource.load_config, {}
+
+    def load_config(self, config_path: str) -> ConfigResult:
+        full = os.path.realpath(os.path.join(self.path, self._normalize_file_name(config_path)))
+        try:
+            st = os.stat(full)
+        except OSError:
+            return load(self, config_path)  # Hydra's own "Config not found"
+        key = (self.provider, self.path, config_path, full, st.st_size, st.st_mtime_ns)
+        if key not in parsed:
+            parsed[key] = load(self, config_path)
+        got = parsed[key]
+        return ConfigResult(provider=got.provider, path=got.path, config=copy.deepcopy(got.config),
+                            header=dict(got.header), is_schema_source=got.is_schema_source)
+
+    FileConfigSource.load_config = load_config
+
+
+_cache_config_files()
+
 # Tests and CI run single-threaded: two processes that each take both cores run many times slower.
 torch.set_num_threads(1)
 

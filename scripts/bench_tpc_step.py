@@ -10,10 +10,17 @@ step itself (convolutions, matrix products and their backward passes; element-wi
 out, so the bound is optimistic), divided by the machine's own rate on one large matrix product
 with the same number of threads (``--gemm``, 1024 x 1024 fp32). The ratio is time / bound.
 
-    python scripts/bench_tpc_step.py [--threads 1,2] [--steps 200] [--repeats 5]
+    python scripts/bench_tpc_step.py [--threads 1,2] [--steps 200] [--repeats 5] [--ranks 2]
 
 Prints, per thread count: ms per critic step (median of repeats), achieved GFLOP/s, the GEMM rate,
 the bound and the ratio; then the speed-up of the largest thread count over one thread.
+
+``--ranks N`` also times the other way to use N cores, data parallelism (``trainer=ddp``): N
+processes of one thread each, every rank a critic step on its own batch, the critic's gradients
+averaged over the ranks by one gloo all-reduce per step (as DDP does, without its bucketing and
+overlap) before the RMSprop step. Printed: ms per step and samples per second, at ``--batch`` per
+rank (a global batch of N x batch: a larger-batch setting) and at batch / N per rank (the global
+batch of the baseline), each against one process on one thread.
 """
 
 from __future__ import annotations
@@ -109,12 +116,70 @@ def time_steps(model, x, c, opt, threads: int, steps: int, repeats: int) -> list
     return out
 
 
+def _rank(rank: int, world: int, batch: int, steps: int, repeats: int, store: str, out) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    model, x, c, opt = build(batch)
+    model.train()
+    params = list(model.critic.parameters())
+
+    def step():
+        with torch.no_grad():
+            fakes = [model.generate(len(x), c) for _ in range(model.loss.n_fake)]
+        loss, _ = model.loss.critic_loss(model.critic_fn, x, fakes, c)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        flat = torch.cat([p.grad.flatten() for p in params])
+        dist.all_reduce(flat)
+        flat /= world
+        i = 0
+        for p in params:
+            p.grad.copy_(flat[i:i + p.numel()].view_as(p))
+            i += p.numel()
+        opt.step()
+
+    for _ in range(20):
+        step()
+    times = []
+    for _ in range(repeats):
+        dist.barrier()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        times.append((time.perf_counter() - t0) / steps)
+    if rank == 0:
+        out.put(times)
+    dist.destroy_process_group()
+
+
+def time_ranks(world: int, batch: int, steps: int, repeats: int) -> list[float]:
+    """Per-step times of ``world`` one-thread data-parallel processes at ``batch`` per rank (rank 0's)."""
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    with tempfile.TemporaryDirectory() as tmp:
+        procs = [ctx.Process(target=_rank, args=(r, world, batch, steps, repeats, f"{tmp}/store", out))
+                 for r in range(world)]
+        for proc in procs:
+            proc.start()
+        times = out.get()
+        for proc in procs:
+            proc.join()
+    return times
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", default="1,2", help="comma list of thread counts")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--ranks", type=int, default=0, help="also time this many one-thread data-parallel ranks")
     args = p.parse_args()
     model, x, c, opt = build(args.batch)
     model.train()
@@ -136,6 +201,21 @@ def main() -> int:
     if 1 in results and len(results) > 1:
         most = max(results)
         print(f"speed-up of {most} threads over 1: {results[1] / results[most]:.2f}x")
+    if args.ranks > 1:
+        print(f"\ndata parallel, {args.ranks} processes of 1 thread (gloo all-reduce of the critic's gradients):")
+        print(f"{'per rank':>8} {'global':>6} {'ms/step':>8} {'samples/s':>10} {'1 thread, samples/s':>20} "
+              f"{'speed-up':>8}")
+        for per_rank in (args.batch, args.batch // args.ranks):
+            t_dp = statistics.median(time_ranks(args.ranks, per_rank, args.steps, args.repeats))
+            if per_rank == args.batch and 1 in results:
+                t_one = results[1]
+            else:
+                m1, x1, c1, o1 = build(per_rank)
+                m1.train()
+                t_one = statistics.median(time_steps(m1, x1, c1, o1, 1, args.steps, args.repeats))
+            rate, rate_one = args.ranks * per_rank / t_dp, per_rank / t_one
+            print(f"{per_rank:>8} {args.ranks * per_rank:>6} {t_dp * 1e3:8.2f} {rate:10.0f} {rate_one:20.0f} "
+                  f"{rate / rate_one:7.2f}x")
     return 0
 
 

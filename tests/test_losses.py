@@ -19,6 +19,20 @@ def test_gradient_penalty_of_linear_critic_is_hand_computed():
     assert gradient_penalty(lambda x: x @ w, x, center=0.0).item() == pytest.approx(25.0)
 
 
+def test_one_sided_gradient_penalty_ignores_gradients_flatter_than_one():
+    # |w| = 0.5: two-sided (0.5 - 1)^2 = 0.25, one-sided 0; |w| = 5: both (5 - 1)^2 = 16.
+    x = torch.randn(64, 2)
+    flat, steep = torch.tensor([0.3, 0.4]), torch.tensor([3.0, 4.0])
+    assert gradient_penalty(lambda x: x @ flat, x).item() == pytest.approx(0.25)
+    assert gradient_penalty(lambda x: x @ flat, x, one_sided=True).item() == 0.0
+    assert gradient_penalty(lambda x: x @ steep, x, one_sided=True).item() == pytest.approx(16.0)
+    # The loss passes it on: a critic x -> x @ flat has no penalty one-sided.
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    critic = lambda x, c: x @ flat  # noqa: E731
+    assert WassersteinGP(one_sided=True).critic_loss(critic, real, [fake], None)[1]["gp"].item() == 0.0
+    assert WassersteinGP().critic_loss(critic, real, [fake], None)[1]["gp"].item() == pytest.approx(0.25)
+
+
 def test_gradient_penalty_is_shape_agnostic_and_differentiable():
     # f(x) = a * sum(x^2) on images: grad = 2 a x, |grad| = 2 |a| |x|.
     a = torch.tensor(0.5, requires_grad=True)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-from gentwin.schedules import Constant, Cyclical, LinearWarmup
+from gentwin.schedules import Constant, Cyclical, ExponentialToFloor, LinearWarmup
 
 
 def test_schedules_give_their_defining_values():
@@ -18,3 +19,21 @@ def test_schedules_give_their_defining_values():
     assert [half(e) for e in (0, 2.5, 5, 7, 10)] == [0, 0.5, 1, 1, 0]
     with pytest.raises(ValueError):
         Cyclical(period=0)
+
+
+def test_exponential_to_floor_decays_like_exponential_lr_then_holds_its_floor():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.RMSprop([p], lr=1e-3)
+    sched = ExponentialToFloor(opt, gamma=0.5, eta_min=1e-4)
+    lrs = []
+    for _ in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([1e-3, 5e-4, 2.5e-4, 1.25e-4, 1e-4, 1e-4])
+    # A resumed scheduler continues where it was.
+    again = ExponentialToFloor(torch.optim.RMSprop([p], lr=1e-3), gamma=0.5, eta_min=1e-4)
+    again.load_state_dict(sched.state_dict())
+    assert again.get_last_lr() == pytest.approx([1e-4])
+    with pytest.raises(ValueError, match="gamma"):
+        ExponentialToFloor(opt, gamma=1.5)

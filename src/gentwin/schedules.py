@@ -82,3 +82,17 @@ class CosineToBudget(torch.optim.lr_scheduler.LRScheduler):
     def get_lr(self) -> list[float]:
         f = min(max(self.progress, 0.0), 1.0)
         return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * f)) / 2 for base in self.base_lrs]
+
+
+class ExponentialToFloor(torch.optim.lr_scheduler.LRScheduler):
+    """The lr multiplied by ``gamma`` every epoch, as ``torch.optim.lr_scheduler.ExponentialLR``, but
+    never below ``eta_min``: a fast start that settles at a rate that stays trained at."""
+
+    def __init__(self, optimizer, gamma: float = 0.99, eta_min: float = 0.0):
+        if not 0 < gamma <= 1:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+        self.gamma, self.eta_min = gamma, eta_min
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        return [max(base * self.gamma**self.last_epoch, min(self.eta_min, base)) for base in self.base_lrs]

@@ -23,17 +23,20 @@ def interpolate(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(
-    f: Callable[[torch.Tensor], torch.Tensor], x_hat: torch.Tensor, center: float = 1.0
+    f: Callable[[torch.Tensor], torch.Tensor], x_hat: torch.Tensor, center: float = 1.0, one_sided: bool = False
 ) -> torch.Tensor:
-    """Two-sided gradient penalty ``E[(||grad_x f(x_hat)||_2 - center)^2]``.
+    """Gradient penalty ``E[(||grad_x f(x_hat)||_2 - center)^2]``, or ``E[max(0, ||.|| - center)^2]`` one-sided.
 
-    Gulrajani et al., "Improved Training of Wasserstein GANs" (2017), eq. (3); Malchenko et al. 2022 (TPC fast
-    simulation) eq. (4).
+    Two-sided: Gulrajani et al., "Improved Training of Wasserstein GANs" (2017), eq. (3); Malchenko
+    et al. 2022 (TPC fast simulation) eq. (4). One-sided (only gradients steeper than ``center`` are
+    penalised): Petzka et al., "On the regularization of Wasserstein GANs" (2018); it is what the
+    code of TPC-FastSim (``models/model_v4.py``, ``gradient_penalty``) computes.
 
     Args:
         f: Scalar-per-sample function, ``(B, *S) -> (B,)`` or ``(B, 1)``.
         x_hat: Points where the gradient is taken, ``(B, *S)``.
         center: Target gradient norm (1 for WGAN-GP, 0 for a zero-centred penalty).
+        one_sided: Penalise only norms above ``center``.
 
     Returns:
         The penalty, a scalar tensor (differentiable w.r.t. the parameters of ``f``).
@@ -41,8 +44,8 @@ def gradient_penalty(
     x_hat = x_hat.detach().requires_grad_(True)
     out = f(x_hat)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-    norm = grad.flatten(1).norm(2, dim=1)
-    return ((norm - center) ** 2).mean()
+    excess = grad.flatten(1).norm(2, dim=1) - center
+    return ((excess.clamp_min(0) if one_sided else excess) ** 2).mean()
 
 
 class _Penalized:
@@ -51,15 +54,15 @@ class _Penalized:
     critic_out = 1
     n_fake = 1
 
-    def __init__(self, gp_weight: float = 0.0):
+    def __init__(self, gp_weight: float = 0.0, one_sided: bool = False):
         if gp_weight < 0:
             raise ValueError(f"gp_weight must be >= 0, got {gp_weight}")
-        self.gp_weight = gp_weight
+        self.gp_weight, self.one_sided = gp_weight, bool(one_sided)
 
     def _penalty(self, f, real, fake, c) -> torch.Tensor:
         if self.gp_weight == 0:
             return real.new_zeros(())
-        return gradient_penalty(lambda x: f(x, c), interpolate(real, fake))
+        return gradient_penalty(lambda x: f(x, c), interpolate(real, fake), one_sided=self.one_sided)
 
 
 class BCE(_Penalized):
@@ -107,8 +110,8 @@ class WassersteinGP(_Penalized):
     ``L_critic = E[D(G(z))] - E[D(x)] + gp_weight * GP``, ``L_g = -E[D(G(z))]``.
     """
 
-    def __init__(self, gp_weight: float = 10.0):
-        super().__init__(gp_weight)
+    def __init__(self, gp_weight: float = 10.0, one_sided: bool = False):
+        super().__init__(gp_weight, one_sided)
 
     def critic_loss(self, critic: Critic, real, fakes, c):
         fake = fakes[0]
@@ -133,8 +136,8 @@ class Cramer(_Penalized):
 
     n_fake = 2
 
-    def __init__(self, gp_weight: float = 10.0, critic_out: int = 256):
-        super().__init__(gp_weight)
+    def __init__(self, gp_weight: float = 10.0, critic_out: int = 256, one_sided: bool = False):
+        super().__init__(gp_weight, one_sided)
         self.critic_out = critic_out
 
     @staticmethod

@@ -8,6 +8,7 @@ split (what a perfect generator would score with 1250 events), and a comparison 
 Usage:
     python scripts/tpc_benchmark.py                           # wgan_gp (the baseline), 20 minutes
     python scripts/tpc_benchmark.py --models wgan_gp_fast     # its nets at lr 1e-3 decayed x0.99 per epoch
+    python scripts/tpc_benchmark.py --models wgan_gp_cpu --minutes 60   # tpc_cpu: 2 critic steps, one-sided penalty
     python scripts/tpc_benchmark.py --minutes 2 --models all  # every conditional model, 2 minutes each
     python scripts/tpc_benchmark.py --threads 2               # only when nothing else runs on the CPU
     python scripts/tpc_benchmark.py --set optimizer.lr=1e-3   # any Hydra override on top of the presets
@@ -32,8 +33,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = ROOT.parent / "shared/data/tpc/digits_v4plus_shortFixedPt.dat"
-PRESETS = {"wgan_gp": "tpc_baseline", "wgan_gp_fast": "tpc_fast", "gan": "tpc_gan_gp", "cramer_gan": "tpc_cramer_gan",
-           "cvae": "tpc_cvae",
+PRESETS = {"wgan_gp": "tpc_baseline", "wgan_gp_fast": "tpc_fast", "wgan_gp_cpu": "tpc_cpu", "gan": "tpc_gan_gp",
+           "cramer_gan": "tpc_cramer_gan", "cvae": "tpc_cvae",
            "realnvp": "tpc_realnvp", "maf": "tpc_maf"}
 TARGET = 6800.0
 

@@ -8,7 +8,7 @@ split (what a perfect generator would score with 1250 events), and a comparison 
 Usage:
     python scripts/tpc_benchmark.py                           # wgan_gp (the baseline), 20 minutes
     python scripts/tpc_benchmark.py --models wgan_gp_fast     # its nets at lr 1e-3 decayed x0.99 per epoch
-    python scripts/tpc_benchmark.py --models wgan_gp_cpu --minutes 60   # tpc_cpu: 2 critic steps, one-sided penalty
+    python scripts/tpc_benchmark.py --models wgan_gp_cpu --minutes 60   # tpc_cpu: 2 critic steps, lr held at 1e-4
     python scripts/tpc_benchmark.py --minutes 2 --models all  # every conditional model, 2 minutes each
     python scripts/tpc_benchmark.py --threads 2               # only when nothing else runs on the CPU
     python scripts/tpc_benchmark.py --set optimizer.lr=1e-3   # any Hydra override on top of the presets

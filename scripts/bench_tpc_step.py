@@ -10,10 +10,15 @@ step itself (convolutions, matrix products and their backward passes; element-wi
 out, so the bound is optimistic), divided by the machine's own rate on one large matrix product
 with the same number of threads (``--gemm``, 1024 x 1024 fp32). The ratio is time / bound.
 
-    python scripts/bench_tpc_step.py [--threads 1,2] [--steps 200] [--repeats 5] [--ranks 2]
+    python scripts/bench_tpc_step.py [--threads 1,2] [--steps 200] [--repeats 5] [--kernels] [--ranks 2]
 
 Prints, per thread count: ms per critic step (median of repeats), achieved GFLOP/s, the GEMM rate,
 the bound and the ratio; then the speed-up of the largest thread count over one thread.
+
+``--kernels`` also records the step's convolutions and matrix products with their own inputs and
+replays each call alone (best of 20), summed: the step's time if nothing but those kernels ran (no
+Python, autograd or element-wise work), printed against the same bound. A rewrite that keeps
+PyTorch's kernels cannot bring the step below that floor.
 
 ``--ranks N`` also times the other way to use N cores, data parallelism (``trainer=ddp``): N
 processes of one thread each, every rank a critic step on its own batch, the critic's gradients
@@ -33,6 +38,7 @@ from pathlib import Path
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map
 from torch.utils.flop_counter import flop_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +51,8 @@ def build(batch: int):
     from gentwin.run import _quiet, build
 
     _quiet()
-    cfg = compose(["experiment=tpc_baseline", "dataset.n=2000", f"dataset.batch_size={batch}", "threads=1"])
+    n = max(2000, 12 * batch)  # 8 batches per step from the 75 % training split
+    cfg = compose(["experiment=tpc_baseline", f"dataset.n={n}", f"dataset.batch_size={batch}", "threads=1"])
     torch.manual_seed(0)
     dm, model = build(cfg)
     xs, cs = next(iter(dm.train_dataloader()))
@@ -71,16 +78,22 @@ class FlopCount(TorchDispatchMode):
     ``FlopCounterMode`` itself tracks modules with hooks that ``autograd.grad`` (the penalty) refuses.
     """
 
-    def __init__(self):
+    def __init__(self, record: bool = False):
         super().__init__()
         self.flops = 0
+        self.record = record
+        self.calls: list[tuple] = []  # (func, args, kwargs, flops) of the counted calls, when recording
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         formula = flop_registry.get(func._overloadpacket)
         if formula is not None:
-            self.flops += formula(*args, **kwargs, out_val=out)
+            flops = formula(*args, **kwargs, out_val=out)
+            self.flops += flops
+            if self.record:
+                copy = lambda a: a.clone(memory_format=torch.preserve_format) if isinstance(a, torch.Tensor) else a
+                self.calls.append((func, tree_map(copy, args), tree_map(copy, kwargs), flops))
         return out
 
 
@@ -88,6 +101,32 @@ def step_flops(model, x, c, opt) -> int:
     with FlopCount() as counter:
         critic_step(model, x, c, opt)
     return counter.flops
+
+
+def kernel_floor(model, x, c, opt, threads: int, repeats: int = 20) -> tuple[float, list[tuple[str, int, float]]]:
+    """The step's counted kernels alone: every convolution and matrix product of one step, recorded
+    with its own inputs and replayed in isolation (best of ``repeats``), summed. No Python, no
+    autograd, no element-wise work: the time the step would take if only its arithmetic kernels ran.
+
+    Returns the seconds and, per aten function, (name, calls, seconds).
+    """
+    torch.set_num_threads(threads)
+    with FlopCount(record=True) as counter:
+        critic_step(model, x, c, opt)
+    total, per_op = 0.0, {}
+    for func, args, kwargs, _ in counter.calls:
+        for _ in range(3):
+            func(*args, **kwargs)
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            func(*args, **kwargs)
+            best = min(best, time.perf_counter() - t0)
+        total += best
+        name = str(func._overloadpacket).removeprefix("aten.")
+        n, t = per_op.get(name, (0, 0.0))
+        per_op[name] = (n + 1, t + best)
+    return total, [(k, n, t) for k, (n, t) in sorted(per_op.items(), key=lambda kv: -kv[1][1])]
 
 
 def gemm_rate(threads: int, n: int = 1024, seconds: float = 1.0) -> float:
@@ -179,6 +218,9 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--kernels", action="store_true",
+                   help="also time the step's convolutions and matrix products alone (the floor of any rewrite "
+                        "that keeps these kernels)")
     p.add_argument("--ranks", type=int, default=0, help="also time this many one-thread data-parallel ranks")
     args = p.parse_args()
     model, x, c, opt = build(args.batch)
@@ -189,11 +231,11 @@ def main() -> int:
           f"forward, backward and the penalty's double backward)")
     print(f"{'threads':>7} {'ms/step':>8} {'GFLOP/s':>8} {'GEMM GFLOP/s':>13} {'bound ms':>9} {'ratio':>6}"
           "   repeats (ms)")
-    results = {}
+    results, peaks = {}, {}
     for threads in [int(t) for t in args.threads.split(",")]:
         times = time_steps(model, x, c, opt, threads, args.steps, args.repeats)
         t = statistics.median(times)
-        peak = gemm_rate(threads)
+        peak = peaks[threads] = gemm_rate(threads)
         bound = flops / (peak * 1e9)
         results[threads] = t
         print(f"{threads:>7} {t * 1e3:8.2f} {flops / t / 1e9:8.1f} {peak:13.1f} {bound * 1e3:9.2f} "
@@ -201,6 +243,16 @@ def main() -> int:
     if 1 in results and len(results) > 1:
         most = max(results)
         print(f"speed-up of {most} threads over 1: {results[1] / results[most]:.2f}x")
+    if args.kernels:
+        print("\nthe step's convolutions and matrix products alone (each call replayed in isolation, summed):")
+        print(f"{'threads':>7} {'ms':>8} {'GFLOP/s':>8} {'ratio to bound':>15} {'share of the step':>18}")
+        breakdown = None
+        for threads, peak in peaks.items():
+            t_k, per_op = kernel_floor(model, x, c, opt, threads)
+            breakdown = breakdown or per_op
+            print(f"{threads:>7} {t_k * 1e3:8.2f} {flops / t_k / 1e9:8.1f} {t_k * peak * 1e9 / flops:15.2f} "
+                  f"{t_k / results[threads]:18.0%}")
+        print("  1 thread, by function: " + ", ".join(f"{name} {n} calls {t * 1e3:.2f} ms" for name, n, t in breakdown))
     if args.ranks > 1:
         print(f"\ndata parallel, {args.ranks} processes of 1 thread (gloo all-reduce of the critic's gradients):")
         print(f"{'per rank':>8} {'global':>6} {'ms/step':>8} {'samples/s':>10} {'speed-up over 1 thread':>23}")

@@ -200,3 +200,13 @@ def test_tensorboard_holds_grids_reconstructions_and_histograms(tmp_path, capsys
             "val/properties", "final/samples", "final/properties"} <= images
     assert len(acc.Images("train/samples_fixed_noise")) >= 3  # step 0 and every 2 steps
     assert {"train/beta", "val/prop/mean_w1", "val/prop/ink_ks", "val/prop/valid_rate"} <= scalars
+
+
+def test_gan_scores_real_and_generated_in_one_critic_call_only_without_batch_norm():
+    # DCGAN's discriminator normalises over its batch: a joint call would mix real and generated
+    # statistics, so it keeps one call per batch; the TPC critic (dropout, no batch norm) joins them.
+    dcgan = ["model=dcgan", "dataset=digits", "dataset.n=40", "dataset.batch_size=4", "threads=1", *TINY_MODEL["dcgan"]]
+    _, gan = build(compose(dcgan))
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in gan.critic.modules()) and not gan.loss.joint
+    assert build(compose([*dcgan, "model.critic.batchnorm=false"]))[1].loss.joint
+    assert build(compose(["experiment=tpc_baseline", "dataset.n=400", "threads=1"]))[1].loss.joint

@@ -89,3 +89,39 @@ def test_gaussian_kl_and_reconstruction():
     assert reconstruction_nll(x, x).item() == pytest.approx(math.log(2 * math.pi))
     assert reconstruction_nll(torch.zeros(1, 2), torch.ones(1, 2), kind="bce").item() == \
         pytest.approx(2 * math.log(2))
+
+
+@pytest.mark.parametrize(
+    "loss", [WassersteinGP(), LeastSquares(gp_weight=1.0), BCE(gp_weight=1.0), Cramer(critic_out=3)],
+    ids=["wgan_gp", "lsgan", "gan", "cramer"])
+def test_joint_critic_pass_gives_the_separate_passes_values_in_one_call(loss):
+    # A critic without batch statistics scores concatenated batches as it scores each: same losses,
+    # logs and parameter gradients, and one call instead of one per batch (the penalty adds one).
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4 + 2, 8), torch.nn.ELU(), torch.nn.Linear(8, loss.critic_out))
+    calls = []
+
+    def critic(x, c):
+        calls.append(len(x))
+        out = net(torch.cat([x, c], 1))
+        return out.squeeze(1) if out.shape[1] == 1 else out
+
+    real, c = torch.randn(6, 4), torch.randn(6, 2)
+    fakes = [torch.randn(6, 4) for _ in range(loss.n_fake)]
+    results = {}
+    for joint in (False, True):
+        loss.joint, calls[:] = joint, []
+        torch.manual_seed(1)  # the same interpolates for the penalty
+        value, logs = loss.critic_loss(critic, real, fakes, c)
+        critic_calls = list(calls)
+        net.zero_grad()
+        value.backward()
+        g_value, _ = loss.generator_loss(critic, real, fakes, c)
+        results[joint] = (value.item(), {k: v.item() for k, v in logs.items()}, g_value.item(),
+                          [p.grad.clone() for p in net.parameters()], critic_calls)
+    (v0, l0, g0, grads0, calls0), (v1, l1, g1, grads1, calls1) = results[False], results[True]
+    assert v1 == pytest.approx(v0, rel=1e-5) and g1 == pytest.approx(g0, rel=1e-5)
+    assert l1 == pytest.approx(l0, rel=1e-5)
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(grads0, grads1, strict=True))
+    n_passes = 1 + loss.n_fake  # real and each generated batch; then the penalty's pass
+    assert calls0 == [6] * (n_passes + 1) and calls1 == [6 * n_passes, 6]

@@ -31,6 +31,8 @@ class GAN(GenerativeModel):
         self.loss = loss
         self.generator = generator(in_features=latent_dim + self.cond_dim, out_shape=self.shape)
         self.critic = critic(in_shape=self.shape, cond_dim=self.cond_dim, out_features=loss.critic_out)
+        # Real and generated batches in one critic call unless batch statistics would mix them.
+        self.loss.joint = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.critic.modules())
         if ema is not None and not 0 < ema < 1:
             raise ValueError(f"model.ema must be in (0, 1) or null, got {ema}")
         self.generator_ema = None if ema is None else AveragedModel(

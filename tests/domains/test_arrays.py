@@ -130,7 +130,7 @@ def test_lengths_nonfinite_rows_and_unreadable_files_are_refused(tmp_path):
     with pytest.raises(DataError, match=r"binary.csv: not a text file"):
         read_arrays(tmp_path / "binary.csv", "a")
     (tmp_path / "text.csv").write_text("a,b\n1,2\n3,x\n")
-    with pytest.raises(DataError, match=r"text.csv: column 'b': could not convert string 'x'"):
+    with pytest.raises(DataError, match=r"text.csv:3: column 'b': 'x' is not a number"):
         read_arrays(tmp_path / "text.csv", ["a", "b"])
     with pytest.raises(DataError, match=r"unknown format '.parquet'; readable: .h5, .hdf5, .root"):
         (tmp_path / "t.parquet").write_bytes(b"PAR1")
@@ -139,6 +139,76 @@ def test_lengths_nonfinite_rows_and_unreadable_files_are_refused(tmp_path):
         read_arrays(tmp_path / "missing.h5", "x")
     with pytest.raises(ConfigError, match=r"dataset.path is not set"):
         ArraysDataModule(x="x")
+
+
+def test_csv_rows_are_read_exactly_skipping_blank_and_comment_lines(tmp_path):
+    rows = np.arange(20.0).reshape(10, 2)
+    last = tmp_path / "last.csv"  # no newline after the last row
+    last.write_text("a,b\n" + "\n".join(f"{a:g},{b:g}" for a, b in rows))
+    assert np.array_equal(read_arrays(last, ["a", "b"]).x, rows)
+    gaps = tmp_path / "gaps.csv"
+    gaps.write_text("# written by hand\n\na,b\n0,1\n\n   \n# a comment\n  # another\n2,3 # a note\r\n4,5\r\n\n6,7")
+    got = read_arrays(gaps, ["a", "b"])
+    assert np.array_equal(got.x, np.arange(8.0).reshape(4, 2)) and got.rows_in_file == 4
+    assert np.array_equal(read_arrays(gaps, "b", n=2).x, [[1.0], [3.0]])
+    (tmp_path / "short.csv").write_text("a,b\n1,2\n\n# c\n3\n")
+    with pytest.raises(DataError, match=r"^\S*short.csv:5: 1 values, no column 2 \('b'\)$"):
+        read_arrays(tmp_path / "short.csv", ["a", "b"])
+
+
+def test_a_csv_header_is_read_within_64_kib_and_messages_quote_200_characters(tmp_path):
+    cases = {"nul.csv": (b"\0" * (4 << 20), r"nul.csv: not a text file \(a NUL byte at offset 0;"),
+             "endless.csv": (b"a" * (4 << 20), r"endless.csv: no header line within the first 64 KiB$"),
+             "long.csv": (b"a,b\n1," + b"9" * (1 << 20) + b"x\n", r"long.csv:2: column 'b': '9{200}\.\.\. \(1,048,577 "
+                          r"characters\)' is not a number$"),
+             "comments.csv": (b"# only\n\n# comments\n", r"comments.csv: no header row naming the columns")}
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(DataError, match=message) as error:
+            read_arrays(tmp_path / name, ["a", "b"])
+        assert len(str(error.value)) < len(str(tmp_path)) + 320
+
+
+def test_root_rntuples_are_read_as_ttrees_are(tmp_path):
+    import awkward as ak
+
+    rng = np.random.default_rng(1)
+    px, image = rng.normal(size=30), rng.random((30, 2, 3)).astype(np.float32)
+    hits = ak.Array([[1.0] * (i % 3) for i in range(30)])
+    with uproot.recreate(tmp_path / "ntuple.root") as f:
+        f["events"] = {"px": px, "image": image, "hits": hits}  # current uproot writes an RNTuple
+    with uproot.recreate(tmp_path / "tree.root") as f:
+        f.mktree("events", {"px": np.float64, "image": (np.float32, (2, 3)), "hits": "var * float64"})
+        f["events"].extend({"px": px, "image": image, "hits": hits})
+    assert uproot.open(tmp_path / "ntuple.root").classnames() == {"events;1": "ROOT::RNTuple"}
+    for name in ("ntuple.root", "tree.root"):
+        path = tmp_path / name
+        got = read_arrays(path, "image", c="px", n=7)
+        assert np.array_equal(got.x, image[:7]) and np.array_equal(got.c[:, 0], px[:7].astype(np.float32))
+        assert got.rows_in_file == 30 and np.array_equal(read_arrays(path, ["px"]).x[:, 0], px.astype(np.float32))
+        with pytest.raises(DataError, match=rf"{name}: no branch 'pz' \(dataset.x\); tree 'events' has: "):
+            read_arrays(path, "pz")
+        with pytest.raises(DataError, match=rf"{name}: branch 'hits' of tree 'events' is .*, not a number or a "
+                                            rf"fixed-size array of numbers \(a jagged"):
+            read_arrays(path, "hits")
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+def test_dataset_n_reads_only_the_first_rows_of_an_npz(tmp_path, save):
+    import tracemalloc
+
+    x = np.arange(200_000 * 10, dtype=np.float32).reshape(200_000, 10)  # 8 MB
+    save(tmp_path / "big.npz", x=x, c=x[:, :2].astype(np.float64))
+    read_arrays(tmp_path / "big.npz", "x", n=5)  # imports and caches outside the measurement
+    tracemalloc.start()
+    try:
+        got = read_arrays(tmp_path / "big.npz", "x", "c", n=5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(got.x, x[:5]) and np.array_equal(got.c, x[:5, :2]) and got.rows_in_file == 200_000
+    assert peak < 1_000_000, peak  # the whole array is 8 MB; five rows and the readers' buffers are far less
+    assert np.array_equal(read_arrays(tmp_path / "big.npz", "x").x, x)
 
 
 def test_run_refuses_bad_input_with_one_line_exit_3_and_no_folder(files, tmp_path):

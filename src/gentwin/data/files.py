@@ -7,17 +7,27 @@ arrays will take and the finiteness of every row, and raises :class:`~gentwin.er
 one line naming the file for anything wrong, so a run stops before it writes anything.
 
 * HDF5 (``.h5``, ``.hdf5``; h5py): names are dataset paths (``showers``, ``group/energies``).
-* ROOT (``.root``; uproot): names are branches of the TTree ``tree`` (the only tree when not given).
-  Fixed-size array branches (``float[3][4]``) keep their shape; jagged branches are refused.
+* ROOT (``.root``; uproot): names are branches of the TTree ``tree`` (the only tree when not given),
+  or fields of an RNTuple (what current uproot writes for ``f["events"] = {...}``), read alike.
+  Fixed-size array branches (``float[3][4]``, ``std::array``) keep their shape; jagged ones are refused.
 * ``.npz``: array names; ``.npy``: the one array is ``x`` (no conditions).
-* CSV (``.csv``, ``.txt``; comma, tab or whitespace separated): column names from the header row.
+* CSV (``.csv``, ``.txt``; comma, tab or whitespace separated): column names from the header row, the
+  first line that is not blank and not a ``#`` comment. Blank lines and ``#`` comment lines are skipped
+  everywhere (as numpy's ``loadtxt`` and pandas do), and so is a ``#`` comment ending a row; a last row
+  without a newline counts.
+
+Only the rows asked for are read where the format allows it (HDF5 and ``.npy`` by slicing, ROOT by
+``entry_stop``, an ``.npz`` member by reading only its first rows' bytes, compressed or not), so
+``dataset.n`` bounds the memory a read takes. Messages quote at most ``CLIP`` characters of a file.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +38,17 @@ from gentwin.errors import DataError, not_text
 SUFFIXES = (".h5", ".hdf5", ".root", ".npz", ".npy", ".csv", ".txt")
 # float32 arrays as read, their model-space copy and the tensors the split slices: about three copies.
 COPIES = 3
+# A CSV header must end within this many bytes (read before the memory check, so it is bounded).
+HEADER_BYTES = 64 << 10
+# The most characters of a file's content a message quotes.
+CLIP = 200
+# An .npz member is copied in pieces of at most this many bytes.
+CHUNK = 16 << 20
+
+
+def _clip(text: str) -> str:
+    """``text`` cut to ``CLIP`` characters, saying how long it was."""
+    return text if len(text) <= CLIP else f"{text[:CLIP]}... ({len(text):,} characters)"
 
 
 @dataclass
@@ -130,19 +151,43 @@ class _ROOT(_Source):
             raise DataError(f"{path}: no tree {tree!r} (dataset.tree); the file has the trees "
                             f"{', '.join(trees) or '(none)'}")
         self.tree, self.name = self.file[tree], tree
+        self.rntuple = self.tree.classname == "ROOT::RNTuple"  # fields, not branches: no interpretation
 
     def keys(self):
         return list(self.tree.keys())
 
     def shape(self, name):
+        inner = self._rntuple_shape(name) if self.rntuple else self._ttree_shape(name)
+        if inner is None:
+            raise DataError(f"{self.path}: branch {name!r} of tree {self.name!r} is {self.tree[name].typename}, "
+                            f"not a number or a fixed-size array of numbers (a jagged branch must be padded to a "
+                            f"fixed size first)")
+        return int(self.tree.num_entries), inner
+
+    def _ttree_shape(self, name) -> tuple[int, ...] | None:
         from uproot.interpretation.numerical import AsDtype
 
         interpretation = self.tree[name].interpretation
         if not isinstance(interpretation, AsDtype) or interpretation.to_dtype.base.kind not in "biuf":
-            raise DataError(f"{self.path}: branch {name!r} of tree {self.name!r} is {self.tree[name].typename}, "
-                            f"not a number or a fixed-size array of numbers (a jagged branch must be padded to a "
-                            f"fixed size first)")
-        return int(self.tree.num_entries), tuple(interpretation.inner_shape)
+            return None
+        return tuple(interpretation.inner_shape)
+
+    def _rntuple_shape(self, name) -> tuple[int, ...] | None:
+        """The per-entry shape of an RNTuple field from its awkward form: fixed-size arrays
+        (``RegularForm``) of numbers (``NumpyForm``); ``None`` for anything else (jagged, records...)."""
+        import awkward as ak
+        from awkward.types.numpytype import primitive_to_dtype
+
+        form = self.tree[name].to_akform()[0]
+        while isinstance(form, ak.forms.RecordForm) and len(form.contents) == 1:
+            form = form.contents[0]
+        inner = []
+        while isinstance(form, ak.forms.RegularForm):
+            inner.append(form.size)
+            form = form.content
+        if not isinstance(form, ak.forms.NumpyForm) or primitive_to_dtype(form.primitive).kind not in "biuf":
+            return None
+        return (*inner, *form.inner_shape)
 
     def read(self, name, stop):
         return self.tree.arrays([name], library="np", entry_stop=stop)[name]
@@ -155,7 +200,7 @@ class _NPZ(_Source):
         super().__init__(path)
         try:
             self.zip = zipfile.ZipFile(path)
-            self.headers = {}
+            self.headers, self.offsets = {}, {}
             for member in self.zip.namelist():
                 if member.endswith(".npy"):
                     with self.zip.open(member) as f:
@@ -163,6 +208,7 @@ class _NPZ(_Source):
                         read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                                        else np.lib.format.read_array_header_2_0)
                         self.headers[member[:-4]] = read_header(f)
+                        self.offsets[member[:-4]] = f.tell()  # where the data starts
         except (zipfile.BadZipFile, ValueError, OSError) as e:
             raise DataError(f"{path}: not a readable npz file ({e})") from None
 
@@ -176,8 +222,27 @@ class _NPZ(_Source):
         return shape[0], tuple(shape[1:])
 
     def read(self, name, stop):
-        with np.load(self.path, allow_pickle=False) as f:
-            return f[name][:stop]
+        """The first ``stop`` rows, copied from the member's stream: only their bytes are read (and
+        decompressed), so ``dataset.n`` bounds the memory. A Fortran-ordered array is read whole."""
+        shape, fortran, dtype = self.headers[name]
+        if fortran and len(shape) > 1:  # its rows are not contiguous
+            with np.load(self.path, allow_pickle=False) as f:
+                return f[name][:stop]
+        out = np.empty((stop, *shape[1:]), dtype)
+        buf, done = out.reshape(-1).view(np.uint8), 0
+        try:
+            with self.zip.open(f"{name}.npy") as f:
+                f.seek(self.offsets[name])
+                while done < len(buf):
+                    chunk = f.read(min(len(buf) - done, CHUNK))
+                    if not chunk:
+                        raise DataError(f"{self.path}: array {name!r} ends after {done:,} of the {len(buf):,} "
+                                        f"bytes of its first {stop:,} rows (the file is cut short)")
+                    buf[done:done + len(chunk)] = np.frombuffer(chunk, np.uint8)
+                    done += len(chunk)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:  # a damaged member
+            raise DataError(f"{self.path}: array {name!r} is unreadable ({_clip(str(e))})") from None
+        return out
 
     def close(self):
         self.zip.close()
@@ -205,23 +270,54 @@ class _NPY(_Source):
         return np.array(self.array[:stop])
 
 
+def _is_data(line: bytes) -> bool:
+    """A CSV line holding a row (or the header): neither blank nor a ``#`` comment."""
+    first = line.lstrip()[:1]
+    return first not in (b"", b"#")
+
+
 class _CSV(_Source):
+    """Columns of a text table; blank and ``#`` comment lines are skipped, the header is the first other line."""
+
     what = "column"
 
     def __init__(self, path):
         super().__init__(path)
+        with path.open("rb") as f:
+            head, more = f.read(HEADER_BYTES), bool(f.read(1))
+        nul = head.find(b"\0")
+        if nul >= 0:
+            raise DataError(f"{path}: not a text file (a NUL byte at offset {nul}; expected a CSV file with a "
+                            f"header row)")
+        lines = head.split(b"\n")
+        complete = lines[:-1] if more else lines  # the last piece may go on past the bound
+        start = 0
+        for self.header_line, line in enumerate(complete, 1):
+            if _is_data(line):
+                break
+            start += len(line) + 1
+        else:
+            raise DataError(f"{path}: no header line within the first {HEADER_BYTES >> 10} KiB" if more else
+                            f"{path}: no header row naming the columns (only blank or '#' lines)")
         try:
-            with path.open(encoding="utf-8") as f:
-                header = f.readline()
+            header = head[: start + len(line)].decode("utf-8")[start:]
         except UnicodeDecodeError as e:
             raise DataError(not_text(path, e, "a CSV file with a header row")) from None
         self.delimiter = "," if "," in header else "\t" if "\t" in header else None
         self.columns = [h.strip() for h in header.split(self.delimiter)]
-        if not header.strip() or any(not h for h in self.columns):
-            raise DataError(f"{path}:1: expected a header row naming the columns, found {header.strip()!r}")
+        if any(not h for h in self.columns):
+            raise DataError(f"{path}:{self.header_line}: expected a header row naming the columns, found "
+                            f"{_clip(header.strip())!r}")
+        # Rows are counted in blocks, so a file of one endless line takes no more memory than a block.
+        count, first = 0, b""  # first: the first non-blank byte of the line being counted
         with path.open("rb") as f:
-            lines = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
-        self.rows = max(0, lines - 1)
+            for block in iter(lambda: f.read(1 << 20), b""):
+                *ended, rest = block.split(b"\n")
+                for piece in ended:
+                    count += (first or piece.lstrip()[:1]) not in (b"", b"#")
+                    first = b""
+                first = first or rest.lstrip()[:1]
+        self.rows = count + (first not in (b"", b"#")) - 1  # a last line without a newline counts; less the header
 
     def keys(self):
         return list(self.columns)
@@ -229,12 +325,40 @@ class _CSV(_Source):
     def shape(self, name):
         return self.rows, ()
 
+    def _data_lines(self):
+        """``(line number, text)`` of every row after the header, in file order."""
+        with self.path.open("rb") as f:
+            for number, line in enumerate(f, 1):
+                if number > self.header_line and _is_data(line):
+                    try:
+                        yield number, line.decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        raise DataError(f"{self.path}:{number}: not UTF-8 text (byte {line[e.start]:#04x}); "
+                                        f"expected rows of numbers") from None
+
     def read(self, name, stop):
+        rows = (text for _, text in itertools.islice(self._data_lines(), stop))
         try:
-            return np.loadtxt(self.path, delimiter=self.delimiter, skiprows=1, usecols=self.columns.index(name),
-                              max_rows=stop, dtype=np.float64, ndmin=1)
-        except ValueError as e:
-            raise DataError(f"{self.path}: column {name!r}: {e}") from None
+            values = np.loadtxt(rows, delimiter=self.delimiter, usecols=self.columns.index(name), dtype=np.float64,
+                                ndmin=1)
+        except ValueError as e:  # numpy's message counts rows, not lines (and not consistently): find the line
+            raise DataError(self._bad_line(name, stop) or f"{self.path}: column {name!r}: {_clip(str(e))}") from None
+        if len(values) != stop:  # the count and the reading disagree: refuse rather than guess
+            raise DataError(f"{self.path}: column {name!r}: read {len(values):,} rows, counted {stop:,}")
+        return values
+
+    def _bad_line(self, name: str, stop: int) -> str | None:
+        """The message naming the first line of the first ``stop`` rows whose column ``name`` is not a number."""
+        col = self.columns.index(name)
+        for number, text in itertools.islice(self._data_lines(), stop):
+            fields = text.split("#")[0].split(self.delimiter)
+            if len(fields) <= col:
+                return f"{self.path}:{number}: {len(fields)} values, no column {col + 1} ({name!r})"
+            try:
+                float(fields[col])
+            except ValueError:
+                return f"{self.path}:{number}: column {name!r}: {_clip(fields[col].strip())!r} is not a number"
+        return None
 
 
 def open_source(path: Path, tree: str | None = None) -> _Source:

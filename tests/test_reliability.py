@@ -253,6 +253,21 @@ def test_a_binary_conditions_file_is_named():
         read_csv(path)
 
 
+def test_a_conditions_csv_is_read_as_a_data_csv_is(tmp_path):
+    from gentwin.errors import ConditionsError
+    from gentwin.sample import read_csv
+
+    (tmp_path / "c.csv").write_text("# conditions\nenergy,angle\n1,2\n\n# more\n3,4")
+    assert {k: v.tolist() for k, v in read_csv(tmp_path / "c.csv").items()} == {"energy": [1, 3], "angle": [2, 4]}
+    for content, message in ((b"a,b\n1,2\n\n3,x\n", r"bad.csv:4: column 'b': 'x' is not a number$"),
+                             (b"\0" * (1 << 20), r"bad.csv: not a text file \(a NUL byte at offset 0;"),
+                             (b"a" * (1 << 20), r"bad.csv: no header line within the first 64 KiB$")):
+        (tmp_path / "bad.csv").write_bytes(content)
+        with pytest.raises(ConditionsError, match=message) as error:
+            read_csv(tmp_path / "bad.csv")
+        assert len(str(error.value)) < len(str(tmp_path)) + 120
+
+
 def test_a_divergence_before_any_checkpoint_cites_none(tmp_path):
     out = cli("run", *FAST, "model=vae", "optimizer=sgd", "optimizer.lr=1e30", cwd=tmp_path)
     assert out.returncode == 4, out.stderr[-3000:]

@@ -31,7 +31,6 @@ partial file. Exit codes: 0 done, 2 usage or not a checkpoint, 3 unreadable cond
 
 from __future__ import annotations
 
-import csv
 import os
 import sys
 import time
@@ -84,29 +83,18 @@ def _bool(args: dict, key: str) -> bool:
 
 
 def read_csv(path: Path) -> dict[str, np.ndarray]:
-    """Named float columns of a CSV file with a header row."""
-    from gentwin.errors import not_text
+    """Named float columns of a CSV file with a header row, read as ``dataset=arrays`` reads one
+    (``gentwin.data.files``): blank and ``#`` comment lines skipped, a bad line named."""
+    from gentwin.data.files import clip, read_columns
+    from gentwin.errors import DataError
 
     try:
-        with path.open(newline="") as f:
-            rows = list(csv.reader(f))
-    except UnicodeDecodeError as e:
-        raise ConditionsError(not_text(path, e, "a CSV file with a header row")) from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        raise ConditionsError(f"{path}: empty file (expected a header row naming the conditions)")
-    names = [h.strip() for h in rows[0]]
-    values = np.empty((len(rows) - 1, len(names)))
-    for i, row in enumerate(rows[1:], start=2):
-        if len(row) != len(names):
-            raise ConditionsError(f"{path}:{i}: {len(row)} values for {len(names)} columns {names}")
-        try:
-            values[i - 2] = [float(v) for v in row]
-        except ValueError as e:
-            raise ConditionsError(f"{path}:{i}: malformed value ({e})") from None
-    if not names or any(not n for n in names) or all(_is_number(n) for n in names):
-        raise ConditionsError(f"{path}:1: expected a header row naming the columns, found {rows[0]}")
-    return {name: values[:, j] for j, name in enumerate(names)}
+        columns = read_columns(path)
+    except DataError as e:
+        raise ConditionsError(str(e)) from None
+    if all(_is_number(n) for n in columns):
+        raise ConditionsError(f"{path}: expected a header row naming the columns, found {clip(', '.join(columns))}")
+    return columns
 
 
 def _is_number(text: str) -> bool:

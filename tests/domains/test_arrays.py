@@ -151,9 +151,11 @@ def test_csv_rows_are_read_exactly_skipping_blank_and_comment_lines(tmp_path):
     got = read_arrays(gaps, ["a", "b"])
     assert np.array_equal(got.x, np.arange(8.0).reshape(4, 2)) and got.rows_in_file == 4
     assert np.array_equal(read_arrays(gaps, "b", n=2).x, [[1.0], [3.0]])
-    (tmp_path / "short.csv").write_text("a,b\n1,2\n\n# c\n3\n")
-    with pytest.raises(DataError, match=r"^\S*short.csv:5: 1 values, no column 2 \('b'\)$"):
-        read_arrays(tmp_path / "short.csv", ["a", "b"])
+    for name, row in (("short.csv", "3"), ("long.csv", "3,4,5")):
+        (tmp_path / name).write_text(f"a,b\n1,2\n\n# c\n{row}\n")
+        with pytest.raises(DataError, match=rf"^\S*{name}:5: {row.count(',') + 1} values for the 2 columns of the "
+                                            rf"header$"):
+            read_arrays(tmp_path / name, "a")
 
 
 def test_a_csv_header_is_read_within_64_kib_and_messages_quote_200_characters(tmp_path):

@@ -23,6 +23,7 @@ Only the rows asked for are read where the format allows it (HDF5 and ``.npy`` b
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import math
 import os
@@ -46,7 +47,7 @@ CLIP = 200
 CHUNK = 16 << 20
 
 
-def _clip(text: str) -> str:
+def clip(text: str) -> str:
     """``text`` cut to ``CLIP`` characters, saying how long it was."""
     return text if len(text) <= CLIP else f"{text[:CLIP]}... ({len(text):,} characters)"
 
@@ -241,7 +242,7 @@ class _NPZ(_Source):
                     buf[done:done + len(chunk)] = np.frombuffer(chunk, np.uint8)
                     done += len(chunk)
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:  # a damaged member
-            raise DataError(f"{self.path}: array {name!r} is unreadable ({_clip(str(e))})") from None
+            raise DataError(f"{self.path}: array {name!r} is unreadable ({clip(str(e))})") from None
         return out
 
     def close(self):
@@ -285,29 +286,28 @@ class _CSV(_Source):
         super().__init__(path)
         with path.open("rb") as f:
             head, more = f.read(HEADER_BYTES), bool(f.read(1))
+        try:  # the whole first block must be text (a character cut by the bound is no error)
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=not more)
+        except UnicodeDecodeError as e:
+            raise DataError(not_text(path, e, "a CSV file with a header row")) from None
         nul = head.find(b"\0")
         if nul >= 0:
             raise DataError(f"{path}: not a text file (a NUL byte at offset {nul}; expected a CSV file with a "
                             f"header row)")
         lines = head.split(b"\n")
         complete = lines[:-1] if more else lines  # the last piece may go on past the bound
-        start = 0
         for self.header_line, line in enumerate(complete, 1):
             if _is_data(line):
                 break
-            start += len(line) + 1
         else:
             raise DataError(f"{path}: no header line within the first {HEADER_BYTES >> 10} KiB" if more else
                             f"{path}: no header row naming the columns (only blank or '#' lines)")
-        try:
-            header = head[: start + len(line)].decode("utf-8")[start:]
-        except UnicodeDecodeError as e:
-            raise DataError(not_text(path, e, "a CSV file with a header row")) from None
+        header = line.decode("utf-8")
         self.delimiter = "," if "," in header else "\t" if "\t" in header else None
         self.columns = [h.strip() for h in header.split(self.delimiter)]
         if any(not h for h in self.columns):
             raise DataError(f"{path}:{self.header_line}: expected a header row naming the columns, found "
-                            f"{_clip(header.strip())!r}")
+                            f"{clip(header.strip())!r}")
         # Rows are counted in blocks, so a file of one endless line takes no more memory than a block.
         count, first = 0, b""  # first: the first non-blank byte of the line being counted
         with path.open("rb") as f:
@@ -331,10 +331,15 @@ class _CSV(_Source):
             for number, line in enumerate(f, 1):
                 if number > self.header_line and _is_data(line):
                     try:
-                        yield number, line.decode("utf-8")
+                        text = line.decode("utf-8")
                     except UnicodeDecodeError as e:
                         raise DataError(f"{self.path}:{number}: not UTF-8 text (byte {line[e.start]:#04x}); "
                                         f"expected rows of numbers") from None
+                    values = len(text.split("#")[0].split(self.delimiter))
+                    if values != len(self.columns):  # a ragged row: the columns would not line up
+                        raise DataError(f"{self.path}:{number}: {values} values for the {len(self.columns)} "
+                                        f"columns of the header")
+                    yield number, text
 
     def read(self, name, stop):
         rows = (text for _, text in itertools.islice(self._data_lines(), stop))
@@ -342,7 +347,7 @@ class _CSV(_Source):
             values = np.loadtxt(rows, delimiter=self.delimiter, usecols=self.columns.index(name), dtype=np.float64,
                                 ndmin=1)
         except ValueError as e:  # numpy's message counts rows, not lines (and not consistently): find the line
-            raise DataError(self._bad_line(name, stop) or f"{self.path}: column {name!r}: {_clip(str(e))}") from None
+            raise DataError(self._bad_line(name, stop) or f"{self.path}: column {name!r}: {clip(str(e))}") from None
         if len(values) != stop:  # the count and the reading disagree: refuse rather than guess
             raise DataError(f"{self.path}: column {name!r}: read {len(values):,} rows, counted {stop:,}")
         return values
@@ -352,13 +357,17 @@ class _CSV(_Source):
         col = self.columns.index(name)
         for number, text in itertools.islice(self._data_lines(), stop):
             fields = text.split("#")[0].split(self.delimiter)
-            if len(fields) <= col:
-                return f"{self.path}:{number}: {len(fields)} values, no column {col + 1} ({name!r})"
             try:
                 float(fields[col])
             except ValueError:
-                return f"{self.path}:{number}: column {name!r}: {_clip(fields[col].strip())!r} is not a number"
+                return f"{self.path}:{number}: column {name!r}: {clip(fields[col].strip())!r} is not a number"
         return None
+
+
+def read_columns(path: Path) -> dict[str, np.ndarray]:
+    """Every column of a CSV file by its header name, float64 (``sample``'s conditions files)."""
+    table = _CSV(path)
+    return {name: table.read(name, table.rows) if table.rows else np.empty(0) for name in table.keys()}
 
 
 def open_source(path: Path, tree: str | None = None) -> _Source:

@@ -99,6 +99,26 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_a_csv_with_blank_and_comment_lines_and_an_rntuple_are_read_row_for_row(tmp_path, capsys):
+    import uproot
+
+    rng = np.random.default_rng(0)
+    ref, gen = rng.normal(size=(40, 2)), rng.normal(size=(40, 2))
+    lines = [f"{a},{b}" for a, b in ref]
+    (tmp_path / "ref.csv").write_text("# reference\na,b\n" + "\n\n# a gap\n".join(lines))  # no final newline
+    with uproot.recreate(tmp_path / "gen.root") as f:
+        f["events"] = {"a": gen[:, 0], "b": gen[:, 1]}  # an RNTuple
+    assert main([str(tmp_path / "ref.csv"), str(tmp_path / "gen.root"), "x=[a,b]", f"out={tmp_path / 'e'}"]) == 0
+    result = json.loads((tmp_path / "e" / "evaluation.json").read_text())
+    assert result["n_reference"] == 40 and result["n_generated"] == 40
+    capsys.readouterr()
+    (tmp_path / "bad.csv").write_text("a,b\n" + "\n".join(lines[:30]) + "\n1,x\n")
+    assert main([str(tmp_path / "bad.csv"), str(tmp_path / "gen.root"), "x=[a,b]", f"out={tmp_path / 'f'}"]) == 3
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {tmp_path / 'bad.csv'}:32: column 'b': 'x' is "
+                                                            f"not a number"]
+    assert not (tmp_path / "f").exists()
+
+
 @pytest.mark.slow
 def test_a_trained_checkpoint_is_judged_on_its_held_out_data_with_timing(tmp_path, capsys):
     data = write(tmp_path / "calo.h5", 600, 0)

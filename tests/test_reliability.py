@@ -221,6 +221,7 @@ def test_a_run_killed_at_a_random_step_and_resumed_ends_bit_identical(tmp_path):
 def bad_files(tmp_path) -> Path:
     (tmp_path / "binary.dat").write_bytes(bytes(range(256)) * 8)
     (tmp_path / "empty.dat").write_bytes(b"")
+    (tmp_path / "negative.dat").write_text("params: 0 0 40 30 23 0.5\n 30 40 -3.2\n" * 300)
     (tmp_path / "conf" / "model").mkdir(parents=True)
     (tmp_path / "conf" / "model" / "broken.yaml").write_text("latent_dim: [1,\nema: : x\n")
     return tmp_path
@@ -236,6 +237,7 @@ def bad_files(tmp_path) -> Path:
     (["dataset=arrays"], 2, "dataset.path is not set: give the file"),  # raised inside Hydra's instantiate
     (["dataset=tpc", "dataset.path=binary.dat"], 3, "binary.dat: not a text file (byte 0x80 at offset 128"),
     (["dataset=tpc", "dataset.path=empty.dat"], 3, "empty.dat: empty digits file"),
+    (["dataset=tpc", "dataset.path=negative.dat"], 3, "negative.dat:2: negative amplitude -3.2"),
     (["--config-dir", "conf", "model=broken"], 2, "broken.yaml:2:"),
 ])
 def test_bad_input_gets_one_line_and_leaves_no_folder(bad_files, args, code, message):

@@ -71,6 +71,9 @@ def test_reader_any_number_of_features_and_windows(tmp_path):
         ("params: 0 0 40 30\n 30 40 1.0\nparams: 0 0 40 30\n 30 40 1.0 31 41 nan\n", 4, "non-finite hit"),
         ("params: 0 0 40 30\n 30 40 1.0\nparams: 0 inf 40 30\n 30 40 1.0\n", 3, "non-finite feature"),
         ("params: 0 0 40 30\n 30 40 1.0\nparams: 0 0 40 30\n", 3, "ends with a params line"),
+        ("params: 0 0 40 30\n 30 40 1.0\nparams: 0 0 40 30\n 30 40 1.17", 4, "ends inside this line, with no "
+         "newline after it: is it cut short"),  # of 1.171e+00: a number that still parses
+        ("params: 0 0 40 30\n 30 40 1.0\nparams: 0 0 40 30\n 30 40 1.0 31 40 -2.5\n", 4, r"negative amplitude -2.5 "),
     ],
 )
 def test_reader_malformed_line_names_file_and_line(tmp_path, text, line, match):

@@ -150,7 +150,8 @@ def read_digits(
 
     Raises:
         ValueError: naming the file and line number for a malformed line, a wrong number of
-            features, or a file ending in a params line; or for unusable ``feature_names``.
+            features, a negative amplitude, a file ending in a params line or without a newline after
+            its last line (cut short); or for unusable ``feature_names``.
     """
     path = Path(path)
     names = tuple(feature_names)
@@ -166,13 +167,17 @@ def read_digits(
 
     try:
         with path.open() as f:
-            lines = f.read().splitlines()
+            text = f.read()
     except UnicodeDecodeError as e:
         raise ValueError(not_text(path, e, "a TPC-FastSim digits file of 'params:' and hit lines")) from None
+    lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
         raise ValueError(f"{path}: empty digits file (expected 'params:' lines, each followed by a hit line)")
+    if not text.rstrip(" \t").endswith("\n"):  # a number cut in half may still parse: refuse the file
+        raise ValueError(f"{path}:{len(lines)}: the file ends inside this line, with no newline after it: is it cut "
+                         f"short? (a complete digits file ends with a newline)")
     if len(lines) % 2:
         raise ValueError(
             f"{path}:{len(lines)}: file ends with a params line and no hit line "
@@ -218,6 +223,10 @@ def read_digits(
     ):
         if bad.any():
             raise ValueError(f"{path}:{2 * int(event[np.argmax(bad)]) + 2}: {what}")
+    if (hits[:, 2] < 0).any():  # zero-suppressed signals: a negative one is a damaged or foreign file
+        first = int(np.argmax(hits[:, 2] < 0))
+        raise ValueError(f"{path}:{2 * int(event[first]) + 2}: negative amplitude {hits[first, 2]:g} (a digits file "
+                         f"holds the signals above threshold, >= 0)")
 
     n_pad, n_time = p_hi - p_lo, t_hi - t_lo
     pad = hits[:, 0].astype(np.int64) - features[event, i_pad].astype(np.int64) - p_lo

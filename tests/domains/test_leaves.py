@@ -306,6 +306,7 @@ _LINE = {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}
 _SQUARE = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}
 _FAR = {"type": "Polygon", "coordinates": [[[5, 5], [6, 5], [6, 6], [5, 5]]]}
 _BOWTIE = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+_HUGE = {"type": "LineString", "coordinates": [[0, 0], [1e300, 1e300]]}
 
 
 def test_read_geometry_user_forms(tmp_path):
@@ -342,6 +343,10 @@ def test_read_geometry_user_forms(tmp_path):
             [({"leaf": 0, "part": "outline"}, _SQUARE), ({"leaf": 0, "part": "hole"}, _FAR)],
             r"bad\.geojson: feature 1 \(leaf 0\): hole not inside the outline",
         ),
+        (
+            [({"leaf": 0, "part": "outline"}, _SQUARE), ({"leaf": 0, "part": "main_vein"}, _HUGE)],
+            r"bad\.geojson: feature 1 \(leaf 0\): coordinate \(1e\+300, 1e\+300\) is not within ±1e\+06 cm$",
+        ),
     ],
 )
 def test_read_geometry_errors_name_file_and_feature(tmp_path, features, match):
@@ -353,6 +358,28 @@ def test_read_geometry_errors_name_file_and_feature(tmp_path, features, match):
     path.write_text(json.dumps(fc))
     with pytest.raises(ValueError, match=match):
         read_geometry(path)
+
+
+def test_a_binary_or_huge_geometry_file_is_refused_in_one_line_naming_it(tmp_path):
+    from conftest import cli, run_dirs
+
+    for name in ("binary.geojson", "binary.wkt"):
+        (tmp_path / name).write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+        with pytest.raises(ValueError, match=rf"^\S*{name}: not a text file \(byte 0x89 at offset 0 "):
+            read_geometry(tmp_path / name)
+    (tmp_path / "huge.wkt").write_text("POLYGON ((0 0, 1 0, 1 1, 0 1, 0 0))\nGEOMETRYCOLLECTION (POLYGON ((0 0, 2 0, "
+                                       "2 2, 0 2, 0 0)), LINESTRING (0 0, 1e300 1))\n")
+    with pytest.raises(ValueError, match=r"huge\.wkt: line 2: coordinate \(1e\+300, 1\) is not within"):
+        read_geometry(tmp_path / "huge.wkt")
+    leaves = [{"type": "Feature", "properties": {"leaf": i, "part": part}, "geometry": geometry}
+              for i in range(4) for part, geometry in (("outline", _SQUARE), ("main_vein", _HUGE))]
+    (tmp_path / "huge.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": leaves}))
+    r = cli("run", "dataset=leaves", "dataset.geometry=huge.geojson", "dataset.batch_size=2", "threads=1",
+            cwd=tmp_path)
+    assert r.returncode == 3, r.stderr[-3000:]
+    assert r.stderr.strip().splitlines() == ["error: huge.geojson: feature 1 (leaf 0): coordinate (1e+300, 1e+300) "
+                                             "is not within ±1e+06 cm"]
+    assert run_dirs(tmp_path) == [] and not (tmp_path / "outputs").exists()
 
 
 def test_read_wkt_errors_name_file_and_line(tmp_path):

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import shapely
 from shapely.geometry import (
     GeometryCollection,
@@ -56,6 +57,28 @@ def to_wkt(leaves: Sequence[Leaf]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Coordinates are cm; beyond this (10 km) the geometry operations overflow or lose all precision.
+MAX_COORDINATE = 1e6
+
+
+def _check_coordinates(geom, path, where) -> None:
+    """Refuses a geometry holding a coordinate that is not finite or beyond ``MAX_COORDINATE``."""
+    xy = shapely.get_coordinates(geom)
+    bad = ~(np.abs(xy) <= MAX_COORDINATE).all(axis=1)
+    if bad.any():
+        x, y = xy[np.argmax(bad)]
+        raise ValueError(f"{path}: {where}: coordinate ({x:g}, {y:g}) is not within ±{MAX_COORDINATE:g} cm")
+
+
+def _read_text(path: Path, expected: str) -> str:
+    from gentwin.errors import not_text
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(not_text(path, e, expected)) from None
+
+
 def _check_outline(geom, path, where) -> Polygon:
     if isinstance(geom, MultiPolygon) and len(geom.geoms) == 1:
         geom = geom.geoms[0]
@@ -84,7 +107,7 @@ def _assemble(path, where, outline, main, veins, holes) -> Leaf:
 
 def _read_geojson(path: Path) -> list[Leaf]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(_read_text(path, "a GeoJSON file of leaves"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from err
     if isinstance(data, dict) and data.get("type") == "Feature":
@@ -104,6 +127,7 @@ def _read_geojson(path: Path) -> list[Leaf]:
             raise ValueError(f"{path}: {where}: unreadable geometry ({err})") from err
         if geom is None or geom.is_empty:
             raise ValueError(f"{path}: {where}: missing geometry")
+        _check_coordinates(geom, path, where)
         part = props.get("part") or ("outline" if geom.geom_type in ("Polygon", "MultiPolygon") else "vein")
         if part not in PARTS:
             raise ValueError(f"{path}: {where}: unknown part {part!r}, expected one of {PARTS}")
@@ -133,7 +157,7 @@ def _read_geojson(path: Path) -> list[Leaf]:
 
 def _read_wkt(path: Path) -> list[Leaf]:
     leaves = []
-    for k, text in enumerate(path.read_text().splitlines()):
+    for k, text in enumerate(_read_text(path, "a WKT file of leaves, one a line").splitlines()):
         if not text.strip():
             continue
         where = f"line {k + 1}"
@@ -141,6 +165,7 @@ def _read_wkt(path: Path) -> list[Leaf]:
             geom = shapely.from_wkt(text)
         except shapely.errors.GEOSException as err:
             raise ValueError(f"{path}: {where}: unreadable WKT ({err})") from err
+        _check_coordinates(geom, path, where)
         parts = list(geom.geoms) if hasattr(geom, "geoms") else [geom]
         polys = [p for p in parts if p.geom_type in ("Polygon", "MultiPolygon")]
         lines = [line for p in parts if p.geom_type in ("LineString", "MultiLineString") for line in lines_of(p)]
@@ -169,7 +194,8 @@ def read_geometry(path: str | Path) -> list[Leaf]:
 
     Raises:
         ValueError: naming the file and the feature (index and leaf id) or WKT line when an outline
-            is missing or invalid, a part is unknown or a geometry unreadable.
+            is missing or invalid, a part is unknown, a geometry unreadable or a coordinate not finite or
+            beyond ``MAX_COORDINATE``; naming the file when it is not text.
     """
     path = Path(path)
     if path.suffix.lower() in (".geojson", ".json"):

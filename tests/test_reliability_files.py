@@ -113,3 +113,96 @@ def test_writes_go_through_a_temporary_file_beside_the_target(tmp_path):
     mine.write_text("keep")
     assert remove_stale(tmp_path) == [left]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "notes.tmp-1"]
+
+
+# -- nothing overwritten ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A finished tiny run folder (read only)."""
+    root = tmp_path_factory.mktemp("trained")
+    out = cli("run", *FAST, "trainer.max_epochs=2", "hydra.run.dir=run", cwd=root)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return root / "run"
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_checkpoint_of_another_run_opens_no_folder_that_holds_files(tmp_path, trained):
+    mine = tmp_path / "mine"
+    (mine / "checkpoints").mkdir(parents=True)
+    (mine / "metrics.json").write_text('{"my": "results"}')
+    (mine / "samples.npz").write_bytes(b"my samples")
+    (mine / "checkpoints" / "last.ckpt").write_bytes(b"my checkpoint")
+    before = snapshot(mine)
+    out = cli("run", *FAST, "trainer.max_epochs=3", f"ckpt_path={trained / 'checkpoints/last.ckpt'}",
+              "hydra.run.dir=.", cwd=mine)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert f"run folder {mine} exists and is not empty" in one_error_line(out)
+    assert snapshot(mine) == before and sorted(p.name for p in mine.iterdir()) == ["checkpoints", "metrics.json",
+                                                                                    "samples.npz"]
+
+
+def test_two_runs_given_one_folder_at_the_same_moment_one_refuses(tmp_path, monkeypatch):
+    from gentwin import config
+
+    check = config._check_folder
+
+    def check_then_the_other_run_takes_it(path, what, resume):
+        check(path, what, resume)  # both runs found the folder empty; the other one claims it first
+        (path / ".hydra").mkdir(parents=True)
+        (path / ".hydra" / "config.yaml").write_text("the other run's")
+
+    monkeypatch.setattr(config, "_check_folder", check_then_the_other_run_takes_it)
+    out = cli("run", *FAST, "hydra.run.dir=r", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert f"run folder {tmp_path / 'r'} was taken by another run" in one_error_line(out)
+    assert snapshot(tmp_path / "r") == {".hydra/config.yaml": b"the other run's"}
+
+
+@pytest.mark.parametrize("override", ["logger.name=../../x", "logger.version=../v", "+logger.sub_dir=../s"])
+def test_tensorboard_folders_stay_inside_the_run_folder(tmp_path, override):
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    out = cli("run", *FAST, override, cwd=work)
+    assert out.returncode == 2, out.stderr[-3000:]
+    key, value = override.lstrip("+").split("=")
+    assert f"invalid value {key}={value}: must be a folder name inside the run folder" in one_error_line(out)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["a", "a/b"]
+
+
+def test_evaluate_replaces_no_file_of_an_existing_folder(tmp_path, trained):
+    (tmp_path / "models").mkdir()
+    shutil.copy(trained / "checkpoints" / "best.ckpt", tmp_path / "models" / "m.ckpt")
+    (tmp_path / "evaluation").mkdir()  # the user's, where a checkpoint outside a run folder is evaluated into
+    (tmp_path / "evaluation" / "evaluation.json").write_text('{"my": "evaluation"}')
+    (tmp_path / "evaluation" / "marginals.png").write_bytes(b"my figure")
+    before = snapshot(tmp_path)
+    out = cli("evaluate", "models/m.ckpt", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-3000:]
+    line = one_error_line(out)
+    assert f"{tmp_path / 'evaluation'} exists and holds files" in line and "give out=<a new or empty folder>" in line
+    assert snapshot(tmp_path) == before
+    out = cli("evaluate", "models/m.ckpt", "out=new", cwd=tmp_path)  # as the line says
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert {"evaluation.json", "marginals.png"} <= {p.name for p in (tmp_path / "new").iterdir()}
+    assert temporary_files(tmp_path) == []
+
+
+def test_export_replaces_neither_its_checkpoint_nor_a_file_without_force(tmp_path, trained):
+    ckpt, mine = tmp_path / "m.ckpt", tmp_path / "mine.pt"
+    shutil.copy(trained / "checkpoints" / "best.ckpt", ckpt)
+    mine.write_bytes(b"my file")
+    before = snapshot(tmp_path)
+    for args, message in [(["--out", "m.ckpt"], "--out m.ckpt is the checkpoint being exported"),
+                          (["--out", "./m.ckpt", "--force"], "--out m.ckpt is the checkpoint being exported"),
+                          (["--out", "mine.pt"], "mine.pt exists: give another --out, or --force to replace it")]:
+        out = cli("export-model", "m.ckpt", "--format", "torchscript", *args, cwd=tmp_path)
+        assert out.returncode == 2, out.stderr[-3000:]
+        assert message in one_error_line(out)
+        assert snapshot(tmp_path) == before
+    out = cli("export-model", "m.ckpt", "--format", "torchscript", "--out", "mine.pt", "--force", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert torch.jit.load(str(mine)) is not None and (tmp_path / "mine.pt.json").is_file()
+    assert ckpt.read_bytes() == before["m.ckpt"] and temporary_files(tmp_path) == []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from gentwin.evaluate import evaluate
 from gentwin.plots import stamp
@@ -140,6 +141,27 @@ class RunCheckpoint(ModelCheckpoint):
         for name in ("best_model_path", "kth_best_model_path", "last_model_path"):
             if not own(getattr(self, name)):
                 setattr(self, name, "")
+
+
+class SameFolderCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer with its temporary file beside the checkpoint (``gentwin.atomic``).
+
+    Lightning writes a temporary file in ``$TMPDIR`` and moves it onto the checkpoint: across two
+    filesystems that move is a copy over the old file, and a kill during it leaves a truncated
+    ``last.ckpt``. Here the bytes go to ``.<name>.tmp-<pid>`` in the checkpoint's folder, are synced,
+    then renamed: the old checkpoint or the new one, whole, at any moment.
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        import torch
+
+        from gentwin.atomic import replacing
+
+        if storage_options is not None:
+            raise TypeError("SameFolderCheckpointIO takes no storage_options")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with replacing(path) as f:
+            torch.save(checkpoint, f)
 
 
 class ValidateLast(L.Callback):

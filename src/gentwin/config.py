@@ -168,8 +168,20 @@ def _walk(node, path):
             yield str(k), key, v
 
 
+def check_logger(cfg: DictConfig) -> None:
+    """``logger.name``, ``version`` and ``sub_dir`` name folders inside the run folder: one name each, no
+    path separator and no ``..`` (``logger.name=../../x`` would write TensorBoard files outside it)."""
+    logger = cfg.get("logger") or {}
+    for key in ("name", "version", "sub_dir"):
+        value = logger.get(key)
+        if value is not None and ("/" in str(value) or "\\" in str(value) or str(value) == ".."):
+            raise ConfigError(f"invalid value logger.{key}={value}: must be a folder name inside the run folder "
+                              f"(no /, \\ or ..)")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raises ``ConfigError`` on the first invalid value, naming the key and what is allowed."""
+    check_logger(cfg)
     for leaf, key, value in _walk(cfg, ""):
         if leaf not in RULES:
             continue
@@ -281,6 +293,24 @@ def _check_folder(path: Path, what: str, resume: bool) -> None:
         _refuse(f"{what} {path} exists and is not empty: {hint}")
 
 
+def _resumes_here(config: DictConfig, path: Path) -> bool:
+    """Whether the run continues the run in ``path``: ``ckpt_path`` is that folder's own checkpoint (as
+    ``resume=`` sets it). A checkpoint of another run starts a new run, which needs a new or empty folder."""
+    ckpt = config.get("ckpt_path")
+    return bool(ckpt) and Path(str(ckpt)).resolve().parent == (path / "checkpoints").resolve()
+
+
+def _claim(path: Path, config: DictConfig) -> None:
+    """Takes the run folder for this run, atomically: ``os.mkdir`` of its ``.hydra`` folder fails if
+    another run given the same folder at the same moment took it first (their files would mix)."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path / str(config.hydra.get("output_subdir") or ".hydra"))
+    except FileExistsError:
+        _refuse(f"run folder {path} was taken by another run started at the same moment: "
+                f"give another hydra.run.dir")
+
+
 class ValidateFirst(Callback):
     """Hydra callback: validates a config before Hydra makes its folder (exit 2), and refuses a
     run folder that already holds something (unless resuming it), so no earlier file is lost."""
@@ -294,8 +324,11 @@ class ValidateFirst(Callback):
         except ConfigError as e:
             _refuse(str(e))
         path = Path(config.hydra.run.dir).absolute()
-        _check_folder(path, "run folder", resume=bool(config.get("ckpt_path")))
+        resume = _resumes_here(config, path)
+        _check_folder(path, "run folder", resume=resume)
         RunFolder.record(path)
+        if not resume:
+            _claim(path, config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         from hydra.core.hydra_config import HydraConfig

@@ -18,6 +18,8 @@ power and W1 / std, JetNet's FPD and KPD, the fixed-recipe classifier AUC and JS
 (``gentwin.metrics.challenge.classifier_test``) on the raw values and on the features, per bin of
 each condition, the domain's metrics, and with ``timing=true`` the generation time per sample at
 batch 1, 100 and 10,000 (``gentwin.timing``). Figures (PNG) go beside the JSON; a table is printed.
+The output folder (``out=``; by default ``evaluation/`` beside a checkpoint's folder, or here for
+files) must be new or empty: ``evaluate`` never replaces a file.
 
 Exit codes: 0 done, 2 usage, not a gentwin checkpoint or an invalid stored config, 3 a missing,
 unreadable or inconsistent data file. Nothing is written unless everything could be read.
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -229,27 +230,40 @@ def table(result: dict, max_rows: int = 40) -> str:
     return "\n".join(lines)
 
 
+def check_out(out: Path) -> None:
+    """Refuses an output folder that holds anything: ``evaluate`` never replaces a file."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"out={out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise UsageError(f"{out} exists and holds files, which evaluate does not replace: give out=<a new or "
+                         f"empty folder>")
+
+
 def write(result: dict, out: Path) -> list[Path]:
-    """``evaluation.json`` (atomically) and one PNG per figure into ``out``; returns the written files."""
+    """``evaluation.json`` and one PNG per figure into ``out``, each written whole and never over an
+    existing file (``gentwin.atomic``); returns the written files."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from gentwin.atomic import write_text, write_with
     from gentwin.plots_marginals import marginals_figure
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, fig in result.pop("_figures").items():
-        if isinstance(fig, tuple):
-            fig = marginals_figure(*fig)
-        path = out / f"{name}.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
-    tmp = out / f".evaluation.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(result, indent=2, default=float))
-    os.replace(tmp, out / "evaluation.json")
+    try:
+        for name, fig in result.pop("_figures").items():
+            if isinstance(fig, tuple):
+                fig = marginals_figure(*fig)
+            path = out / f"{name}.png"
+            write_with(path, lambda tmp, fig=fig: fig.savefig(tmp, dpi=90, format="png"), new=True)
+            plt.close(fig)
+            written.append(path)
+        write_text(out / "evaluation.json", json.dumps(result, indent=2, default=float), new=True)
+    except FileExistsError as e:  # written there since check_out looked
+        raise UsageError(f"{e.filename} appeared while evaluating; evaluate does not replace files: give "
+                         f"out=<a new or empty folder>") from None
     return [out / "evaluation.json", *written]
 
 
@@ -271,8 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             if _bool(args, "timing"):
                 raise UsageError("timing=true times a model: give its checkpoint")
             out = Path(out_arg or "evaluation")
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"out={out}: exists and is not a folder")
+        check_out(out)
         from gentwin.run import set_threads
 
         set_threads(_int(args, "threads", 1, 1))

@@ -2,7 +2,7 @@
 
 Usage::
 
-    export-model <checkpoint.ckpt> [--format onnx|torchscript] [--out FILE] [--no-check]
+    export-model <checkpoint.ckpt> [--format onnx|torchscript] [--out FILE] [--force] [--no-check]
     python -m gentwin.export ...   (the same)
 
 (The console script is ``export-model``: ``export`` is a shell builtin, which bash, zsh and sh run
@@ -33,7 +33,10 @@ sequential passes the ONNX export is refused with that advice (``--format torchs
 old TorchScript-based ONNX exporter (``dynamo=False``) is no way out: it has no ``expm1`` (the TPC
 transform's inverse).
 
-Exit codes: 0 written, 2 usage or not a gentwin checkpoint, 1 the export or its check failed.
+An existing file is replaced only with ``--force``, the checkpoint itself never.
+
+Exit codes: 0 written, 2 usage (``--out`` the checkpoint, or an existing file without ``--force``) or not a
+gentwin checkpoint, 1 the export or its check failed.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from gentwin.errors import EXIT_OK, CheckpointError, ExportError
+from gentwin.errors import EXIT_OK, CheckpointError, ExportError, UsageError
 
 if TYPE_CHECKING:
     from gentwin.models.base import Sampler
@@ -143,28 +146,51 @@ def sidecar(sampler: Sampler, fmt: str, out: Path, checkpoint: str | Path, info:
     }
 
 
+def output(checkpoint: str | Path, fmt: str, out: str | Path | None, force: bool = False) -> Path:
+    """The file to write (default: beside the checkpoint); refuses the checkpoint itself, and an existing
+    file (or its ``.json``) unless ``force``."""
+    out = Path(out) if out else Path(checkpoint).with_suffix(".onnx" if fmt == "onnx" else ".pt")
+    same = out.exists() and Path(checkpoint).exists() and out.samefile(checkpoint)
+    if same or out.resolve() == Path(checkpoint).resolve():
+        raise UsageError(f"--out {out} is the checkpoint being exported: give another file")
+    existing = [p for p in (out, Path(f"{out}.json")) if p.exists() or p.is_symlink()]
+    if existing and not force:
+        raise UsageError(f"{existing[0]} exists: give another --out, or --force to replace it")
+    return out
+
+
 def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = None, verify: bool = True,
-           model: nn.Module | None = None) -> tuple[Path, tuple[float, float] | None]:
+           model: nn.Module | None = None, force: bool = False) -> tuple[Path, tuple[float, float] | None]:
     """Exports the sampler of ``checkpoint`` (or of ``model``) to ``out``; writes ``<out>.json``.
+
+    Both files are written whole through a temporary file beside them (``gentwin.atomic``), over an
+    existing file only with ``force``.
 
     Returns:
         The written path and the check's ``(max abs, max relative)`` difference (``None`` without ``verify``).
 
     Raises:
+        UsageError: ``out`` is the checkpoint, or exists and ``force`` is not given.
         ExportError: the model cannot be exported in ``fmt``.
     """
+    from gentwin.atomic import write_text, write_with
+
     if fmt not in ("onnx", "torchscript"):
         raise ValueError(f"--format must be onnx or torchscript, got {fmt!r}")
+    out = output(checkpoint, fmt, out, force)
     model = model if model is not None else _load(checkpoint)
     sampler = model.eval().export_module()
-    out = Path(out) if out else Path(checkpoint).with_suffix(".onnx" if fmt == "onnx" else ".pt")
     out.parent.mkdir(parents=True, exist_ok=True)
-    (export_onnx if fmt == "onnx" else export_torchscript)(sampler, out)
-    diff = check(sampler, out, fmt) if verify else None
-    meta = sidecar(sampler, fmt, out, checkpoint, getattr(model, "build_info", {}) or {})
-    if diff is not None:
-        meta["check"] = {"max_abs_diff": diff[0], "max_rel_diff": diff[1]}
-    Path(f"{out}.json").write_text(json.dumps(meta, indent=2))
+    write = export_onnx if fmt == "onnx" else export_torchscript
+    try:
+        write_with(out, lambda tmp: write(sampler, tmp), new=not force)
+        diff = check(sampler, out, fmt) if verify else None
+        meta = sidecar(sampler, fmt, out, checkpoint, getattr(model, "build_info", {}) or {})
+        if diff is not None:
+            meta["check"] = {"max_abs_diff": diff[0], "max_rel_diff": diff[1]}
+        write_text(f"{out}.json", json.dumps(meta, indent=2), new=not force)
+    except FileExistsError as e:  # written there by someone else during the export
+        raise UsageError(f"{e.filename} appeared during the export: give another --out, or --force") from None
     return out, diff
 
 
@@ -174,10 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
     parser.add_argument("--out", default=None, help="output file (default: beside the checkpoint)")
     parser.add_argument("--no-check", action="store_true", help="skip running the file against torch")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out file (never the checkpoint)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     try:
+        output(args.checkpoint, args.format, args.out, args.force)  # refused before the checkpoint is read
         model = _load(args.checkpoint)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
@@ -186,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return CheckpointError.exit_code
     try:
-        out, diff = export(args.checkpoint, args.format, args.out, verify=not args.no_check, model=model)
-    except ExportError as e:
+        out, diff = export(args.checkpoint, args.format, args.out, verify=not args.no_check, model=model,
+                           force=args.force)
+    except (ExportError, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except ImportError as e:

@@ -312,11 +312,13 @@ def table_csv(rep: Report) -> str:
 
 def write_report(rep: Report, out: str | Path | None = None, plots: bool = True) -> list[Path]:
     """Writes report.md, report.csv and the plots into ``out`` (default: the sweep folder)."""
+    from gentwin.atomic import write_text
+
     out = Path(out) if out else rep.root
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "report.md", out / "report.csv"]
-    written[0].write_text(markdown(rep))
-    written[1].write_text(table_csv(rep))
+    write_text(written[0], markdown(rep))  # through a temporary file beside each (gentwin.atomic)
+    write_text(written[1], table_csv(rep))
     if plots and any(j.status == "ok" for j in rep.jobs):
         from gentwin.report_plots import plot_curves, plot_metric
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from gentwin.atomic import remove_stale, replacing, write_text
 from gentwin.config import specialisations, validate
 from gentwin.errors import ConfigError, DataError, GentwinError
 
@@ -147,6 +148,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
         LossBar,
         RunCheckpoint,
         RunClock,
+        SameFolderCheckpointIO,
         ValidateLast,
     )
     from gentwin.evaluate import evaluate
@@ -174,8 +176,13 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
                  ValidateLast(ckpt_dir / "last.ckpt"), clock, FollowBudget(),
                  LossBar() if interactive else LineProgress(monitor), *dm.callbacks()]
     logger = instantiate(cfg.logger, save_dir=str(out_dir))
+    # Checkpoints are written through a temporary file in their own folder (gentwin.atomic); what a
+    # killed save of an earlier part of this run left there is removed first.
+    for path in remove_stale(out_dir):
+        print(f"removed {path}, left by a write that was killed", flush=True)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(out_dir),
-                          enable_progress_bar=interactive, enable_model_summary=False)
+                          enable_progress_bar=interactive, enable_model_summary=False,
+                          plugins=[SameFolderCheckpointIO()])
 
     model.steps_per_epoch = dm.steps_per_epoch(trainer.num_devices * trainer.num_nodes)  # ranks share epochs
     # Trained networks: an averaged copy of the generator (model.ema) is not counted twice.
@@ -229,15 +236,17 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
         plt.close(fig)
     params = hparams(cfg, choices or {}) | {"threads": threads}
     logger.log_hyperparams(params, metrics={f"final/{k}": v for k, v in metrics.items()})
-    OmegaConf.save(OmegaConf.create(params), Path(logger.log_dir) / "hparams.yaml")  # Lightning wrote {} at fit's end
+    # Lightning wrote {} at fit's end
+    write_text(Path(logger.log_dir) / "hparams.yaml", OmegaConf.to_yaml(OmegaConf.create(params)))
     logger.finalize("success")
 
-    np.savez_compressed(out_dir / "samples.npz", x=fake, **({} if c is None else {"c": c}))
+    with replacing(out_dir / "samples.npz") as f:
+        np.savez_compressed(f, x=fake, **({} if c is None else {"c": c}))
     for suffix, write in list(dm.writers().items())[:1]:  # e.g. leaves: samples.geojson, the geometry
         print(write(fake, out_dir / f"samples{suffix}"))
     summary = {"monitor": monitor, "best_checkpoint": best or None, "best_epoch": best_epoch,
                "final_weights": final, "metrics": metrics}
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    write_text(out_dir / "metrics.json", json.dumps(summary, indent=2, sort_keys=True))
     text = dm.summary(dm.real_properties(), dm.properties(fake, c))
     if text:
         print(text)

@@ -31,7 +31,6 @@ partial file. Exit codes: 0 done, 2 usage or not a checkpoint, 3 unreadable cond
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -145,14 +144,11 @@ def load_conditions(path: Path, dm, cond_names: list[str], cond_dim: int) -> np.
 
 
 def write_npz(out: Path, **arrays) -> None:
-    """``np.savez_compressed`` to a temporary file in ``out``'s folder, then an atomic rename."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """``np.savez_compressed`` to a temporary file in ``out``'s folder, then an atomic rename (``gentwin.atomic``)."""
+    from gentwin.atomic import replacing
+
+    with replacing(out) as f:
+        np.savez_compressed(f, **arrays)
 
 
 def sample(checkpoint: str, args: dict[str, str]) -> str:

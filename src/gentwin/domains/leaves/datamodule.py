@@ -91,18 +91,16 @@ class LeafDataModule(ImageDataModule):
             A line saying how many images gave valid leaves and why the others failed.
         """
         import json
-        import os
         from collections import Counter
 
+        from gentwin.atomic import write_text
         from gentwin.domains.leaves.io import to_geojson, to_wkt
         from gentwin.domains.leaves.postprocess import postprocess
 
         results = [postprocess(im, self.threshold, self.extent, return_reason=True) for im in np.asarray(images)]
         leaves = [leaf for leaf, _ in results if leaf is not None]
         text = json.dumps(to_geojson(leaves)) if Path(path).suffix == ".geojson" else to_wkt(leaves)
-        tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)  # no partial file on failure
+        write_text(path, text)  # through a temporary file beside it: no partial file on failure
         failed = Counter(reason for leaf, reason in results if leaf is None)
         why = ", ".join(f"{reason} {k}" for reason, k in failed.most_common())
         return (f"{len(leaves)} of {len(results)} images post-processed into valid leaves, written to {path}"

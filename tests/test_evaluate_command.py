@@ -112,3 +112,26 @@ def test_a_trained_checkpoint_is_judged_on_its_held_out_data_with_timing(tmp_pat
     assert timing["onnx_cpu"]["10"]["mean_s"] > 0 and "onnx_cpu" in printed
     r = cli("sample", str(ckpt), "timing=true", cwd=tmp_path)
     assert r.returncode == 0 and "torch_cpu" in r.stdout and "batch 10000" in r.stdout, r.stderr
+
+
+def test_a_run_and_evaluate_of_its_checkpoint_agree_on_every_shared_metric(tmp_path):
+    """One final evaluation: `evaluate <ckpt>` gives the very numbers of the run's metrics.json."""
+    data = write(tmp_path / "calo.h5", 400, 0)
+    r = cli("run", "dataset=arrays", f"dataset.path={data}", "dataset.x=showers", "dataset.c=incident_energies",
+            "model=cvae", "seed=3", "threads=1", "dataset.batch_size=32", "trainer.max_epochs=2", "hydra.run.dir=run",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    ckpt = tmp_path / "run" / "checkpoints" / f"{summary['final_weights']}.ckpt"
+    r = cli("evaluate", str(ckpt), "out=ev", cwd=tmp_path)  # seed and n by default: the run's
+    assert r.returncode == 0, r.stderr
+    result = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    ran, evaluated = summary["metrics"], result["metrics"]
+    assert result["seed"] == 3
+    # every final metric but the measured generation rate, the final-only classifier and the likelihood included
+    assert set(evaluated) == set(ran) - {"samples_per_second", "wall_time_s", "steps", "epochs",
+                                         "train_steps_per_second", "best_epoch"}
+    assert {"classifier/auc", "classifier/jsd", "fpd", "fpd/kpd", "prop/mean_w1", "nll", "finite_fraction"} <= set(
+        evaluated)
+    assert {k: evaluated[k] for k in evaluated} == {k: ran[k] for k in evaluated}  # same weights, samples, recipe
+    assert 0 <= evaluated["classifier/auc"] <= 1 and evaluated["finite_fraction"] == 1.0

@@ -135,3 +135,14 @@ def test_a_run_and_evaluate_of_its_checkpoint_agree_on_every_shared_metric(tmp_p
         evaluated)
     assert {k: evaluated[k] for k in evaluated} == {k: ran[k] for k in evaluated}  # same weights, samples, recipe
     assert 0 <= evaluated["classifier/auc"] <= 1 and evaluated["finite_fraction"] == 1.0
+
+
+def test_final_only_entries_are_left_out_of_validations_but_not_of_the_monitor():
+    from gentwin.errors import ConfigError
+    from gentwin.evaluate import validation_entries
+
+    entries = {"prop": len, "classifier": abs}
+    assert validation_entries(entries, ["classifier"], "prop/mean_w1") == {"prop": len}
+    assert validation_entries(entries, ["removed"], "prop/mean_w1") == entries  # ~metric.entries.removed
+    with pytest.raises(ConfigError, match="metric.monitor=classifier/auc comes from entry 'classifier'"):
+        validation_entries(entries, ["classifier"], "classifier/auc")

@@ -1,8 +1,8 @@
 """The classifier two-sample test, one recipe for every caller: CaloChallenge's, scaled to a CPU.
 
-A run's metric groups (``val/classifier/auc``, ``metrics.json``), ``evaluate``'s scorecard
-(``classifier/raw_auc``, ``classifier/features_auc``) and the run's final evaluation all call
-:func:`classifier_test`.
+The metric groups' ``classifier`` entry (``classifier/auc`` and ``classifier/jsd`` in ``metrics.json``,
+at the final evaluation only: ``metric.final_only``) and ``evaluate``'s scorecard
+(``classifier/raw_auc``, ``classifier/features_auc``) all call :func:`classifier_test`.
 """
 
 from __future__ import annotations

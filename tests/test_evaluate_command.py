@@ -11,26 +11,18 @@ import pytest
 
 from conftest import cli
 from gentwin.evaluate_command import main
-from gentwin.metrics.challenge import classifier_test, fpd_extrapolated, isotonic_calibration, separation_power
+from gentwin.metrics.challenge import separation_power
 
 pytestmark = pytest.mark.usefixtures("onnx_registry_once")  # conftest: built once
 
 
-def test_separation_power_and_calibration_known_answers():
+def test_separation_power_known_answers():
     rng = np.random.default_rng(0)
     a = rng.normal(size=5000)
     assert separation_power(a, a) == 0.0
     assert separation_power(a, a + 100) == pytest.approx(1.0, abs=1e-3)  # disjoint but for the shared edge bin
     two = np.repeat([0.0, 1.0], 50)  # bins [0, 0.5), [0.5, 1]: h1 = (1/2, 1/2), h2 = (1, 0)
     assert separation_power(two, np.zeros(10), bins=2) == pytest.approx(0.5 * (0.25 / 1.5 + 0.25 / 0.5))
-    calibrate = isotonic_calibration(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0, 1, 0, 1]))
-    assert np.allclose(calibrate(np.array([0.1, 0.2, 0.3, 0.4])), [0, 0.5, 0.5, 1])
-    x, y = rng.normal(size=(3000, 2)), rng.normal(size=(3000, 2))
-    with pytest.warns(RuntimeWarning, match="JetNet recommends at least 50,000"):
-        same, _ = fpd_extrapolated(x, y, num_batches=5)
-        shifted, _ = fpd_extrapolated(x, y + [x[:, 0].__abs__().max() * 0.5, 0], num_batches=5)
-    assert same < 1e-3 and shifted == pytest.approx(0.25, rel=0.1)  # normalised mean shift 0.5: FD 0.25
-    assert classifier_test(x, y)["auc"] < 0.58 and classifier_test(x, y + [1, 0])["auc"] > 0.65
 
 
 def write(path, n, seed, shift=0.0):
@@ -54,7 +46,7 @@ def test_a_domain_entry_gives_its_own_floor():
                     "domain/sparsity/mean_fake": {"value": 3.0, "floor": None}}
     assert domain_rows({"a": 1.0}, {"a": 0.9}) == {"domain/a": {"value": 1.0, "floor": 0.9}}
     many = {f"f/x{i}": {"value": 1.0, "floor": 1.0} for i in range(40)} | rows
-    text = table({"metrics": many})
+    text = table({"scorecard": many})
     assert "domain/sparsity/w1 " in text and "domain/sparsity/mean_fake" not in text  # rows with a floor shown
 
 
@@ -65,7 +57,7 @@ def test_same_distribution_stays_at_its_floor_and_a_shift_of_5_percent_does_not(
     assert main([str(ref), str(same), *keys, f"out={tmp_path / 'same'}"]) == 0
     table = capsys.readouterr().out
     assert "separation/mean" in table and "classifier/raw_auc" in table and "JetNet recommends" in table
-    card = json.loads((tmp_path / "same" / "evaluation.json").read_text())["metrics"]
+    card = json.loads((tmp_path / "same" / "evaluation.json").read_text())["scorecard"]
     assert (tmp_path / "same" / "marginals.png").stat().st_size > 0
     for name in ("separation/mean", "w1/mean", "separation/showers[0]", "w1/showers[0]"):
         assert card[name]["value"] < 2.5 * card[name]["floor"], name
@@ -74,7 +66,7 @@ def test_same_distribution_stays_at_its_floor_and_a_shift_of_5_percent_does_not(
     assert any(k.startswith("by_incident_energies/") for k in card)
 
     assert main([str(ref), str(shifted), *keys, f"out={tmp_path / 'shifted'}"]) == 0
-    card = json.loads((tmp_path / "shifted" / "evaluation.json").read_text())["metrics"]
+    card = json.loads((tmp_path / "shifted" / "evaluation.json").read_text())["scorecard"]
     assert card["separation/showers[0]"]["value"] > 2 * card["separation/showers[0]"]["floor"]
     assert card["w1/showers[0]"]["value"] > 8 * card["w1/showers[0]"]["floor"]
     assert card["classifier/raw_auc"]["value"] > card["classifier/raw_auc"]["floor"] + 0.08
@@ -130,7 +122,7 @@ def test_a_trained_checkpoint_is_judged_on_its_held_out_data_with_timing(tmp_pat
     assert main([str(ckpt), "timing=true", "timing_batches=1,10", "timing_repeats=2"]) == 0
     printed = capsys.readouterr().out
     result = json.loads((tmp_path / "run" / "evaluation" / "evaluation.json").read_text())
-    card = result["metrics"]
+    card = result["scorecard"]
     assert card["domain/prop/mean_w1"]["floor"] is None  # conditional: real and generated paired by condition
     assert {"separation/mean", "fpd", "kpd", "classifier/raw_auc"} <= set(card)
     assert "classifier/features_auc" not in card  # the features are the raw columns here
@@ -140,3 +132,37 @@ def test_a_trained_checkpoint_is_judged_on_its_held_out_data_with_timing(tmp_pat
     assert timing["onnx_cpu"]["10"]["mean_s"] > 0 and "onnx_cpu" in printed
     r = cli("sample", str(ckpt), "timing=true", cwd=tmp_path)
     assert r.returncode == 0 and "torch_cpu" in r.stdout and "batch 10000" in r.stdout, r.stderr
+
+
+def test_a_run_and_evaluate_of_its_checkpoint_agree_on_every_shared_metric(tmp_path):
+    """One final evaluation: `evaluate <ckpt>` gives the very numbers of the run's metrics.json."""
+    data = write(tmp_path / "calo.h5", 400, 0)
+    r = cli("run", "dataset=arrays", f"dataset.path={data}", "dataset.x=showers", "dataset.c=incident_energies",
+            "model=cvae", "seed=3", "threads=1", "dataset.batch_size=32", "trainer.max_epochs=2", "hydra.run.dir=run",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    ckpt = tmp_path / "run" / "checkpoints" / f"{summary['final_weights']}.ckpt"
+    r = cli("evaluate", str(ckpt), "out=ev", cwd=tmp_path)  # seed and n by default: the run's
+    assert r.returncode == 0, r.stderr
+    result = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    ran, evaluated = summary["metrics"], result["metrics"]
+    assert result["seed"] == 3
+    # every final metric but the measured generation rate, the final-only classifier and the likelihood included
+    assert set(evaluated) == set(ran) - {"samples_per_second", "wall_time_s", "steps", "epochs",
+                                         "train_steps_per_second", "best_epoch"}
+    assert {"classifier/auc", "classifier/jsd", "fpd", "fpd/kpd", "prop/mean_w1", "nll", "finite_fraction"} <= set(
+        evaluated)
+    assert {k: evaluated[k] for k in evaluated} == {k: ran[k] for k in evaluated}  # same weights, samples, recipe
+    assert 0 <= evaluated["classifier/auc"] <= 1 and evaluated["finite_fraction"] == 1.0
+
+
+def test_final_only_entries_are_left_out_of_validations_but_not_of_the_monitor():
+    from gentwin.errors import ConfigError
+    from gentwin.evaluate import validation_entries
+
+    entries = {"prop": len, "classifier": abs}
+    assert validation_entries(entries, ["classifier"], "prop/mean_w1") == {"prop": len}
+    assert validation_entries(entries, ["removed"], "prop/mean_w1") == entries  # ~metric.entries.removed
+    with pytest.raises(ConfigError, match="metric.monitor=classifier/auc comes from entry 'classifier'"):
+        validation_entries(entries, ["classifier"], "classifier/auc")

@@ -5,7 +5,8 @@ Metric entries (``configs/metric/``) are pure functions
 their values are named ``<entry>/<key>``, or just ``<entry>`` when the key repeats the entry's name.
 An entry sees the properties with one value per sample, ``(N,)``; one that sets
 ``per_sample_arrays = True`` (e.g. the TPC sparsity entry) also sees a datamodule's per-sample arrays
-such as the TPC ``cells``, ``(N, P * T)``.
+such as the TPC ``cells``, ``(N, P * T)``. Entries named in the group's ``final_only`` run only in
+the final evaluation (:func:`final_evaluation`), not at each validation.
 """
 
 from __future__ import annotations
@@ -39,14 +40,23 @@ def run_metrics(entries: dict, real: dict, fake: dict, cond: dict | None) -> dic
     return out
 
 
-def evaluate(model, dm, entries: dict, figures: bool = True, seed: int | None = None):
-    """Samples as many events as the held-out split (for its conditions) and compares them.
+def evaluate(model, dm, entries: dict, figures: bool = True, seed: int | None = None, n: int | None = None):
+    """Samples one event per held-out event (for its conditions) and compares them: every validation.
+
+    The held-out events are ``dm.eval_slice()``, the first ``n`` of them if ``n`` is given. Non-finite
+    generated samples (a diverging flow, an overflowing inverse transform) are counted, as
+    ``finite_fraction``, and left out of the comparison together with the held-out events at their
+    conditions, so one bad sample does not blank an evaluation; with fewer than 2 finite samples only
+    ``finite_fraction``, ``nll`` and ``samples_per_second`` are given.
 
     Returns:
-        ``(metrics, figures, samples)``: the flat metrics dict (plus ``samples_per_second``), a dict
-        of matplotlib figures, and ``(fake, c)`` in data space.
+        ``(metrics, figures, samples)``: the flat metrics dict (plus ``nll`` for a family with a
+        likelihood, ``finite_fraction`` and ``samples_per_second``), a dict of matplotlib figures, and
+        ``(fake, c)`` in data space, the non-finite samples included.
     """
     sl = dm.eval_slice()
+    if n is not None:
+        sl = slice(sl.start, min(sl.stop, sl.start + n))
     real = dm.x_raw_val[sl]
     c_raw = None if dm.c_raw_val is None else dm.c_raw_val[sl]
     c = None if dm.c_val is None else dm.c_val[sl]
@@ -57,8 +67,8 @@ def evaluate(model, dm, entries: dict, figures: bool = True, seed: int | None = 
     fake = model.sample(len(real), c).cpu().numpy()
     rate = len(real) / max(time.perf_counter() - t0, 1e-9)
     real_props = dm.real_properties()
-    # Non-finite samples (a diverging flow, an overflowing inverse transform) are counted in
-    # finite_fraction and left out of the comparison, so one bad sample does not blank a validation.
+    if n is not None:
+        real_props = {k: np.asarray(v)[: len(real)] for k, v in real_props.items()}
     finite = np.isfinite(fake.reshape(len(fake), -1)).all(axis=1)
     keep = slice(None) if finite.all() else finite
     c_kept = None if c_raw is None else c_raw[keep]
@@ -76,3 +86,32 @@ def evaluate(model, dm, entries: dict, figures: bool = True, seed: int | None = 
     metrics["samples_per_second"] = rate
     figs = dm.figures(real[keep], fake[keep], c_kept) if figures and finite.sum() >= 2 else {}
     return metrics, figs, (fake, c_raw)
+
+
+def final_evaluation(model, dm, entries: dict, seed: int, n: int | None = None, figures: bool = True):
+    """The one final evaluation of a model: what a run writes into ``metrics.json`` and what
+    ``evaluate <checkpoint>`` writes into ``evaluation.json`` (``metrics``), the same numbers for the
+    same weights, ``seed`` and ``n``.
+
+    :func:`evaluate` with every metric entry (those of ``metric.final_only`` included), the torch
+    RNG seeded with ``seed`` before sampling, on the first ``n`` held-out events (all if ``None``).
+    Only ``samples_per_second`` is a measurement and varies between calls.
+    """
+    return evaluate(model, dm, entries, figures=figures, seed=seed, n=n)
+
+
+def validation_entries(entries: dict, final_only, monitor: str) -> dict:
+    """The entries evaluated at each validation: all but those named in ``metric.final_only`` (costly
+    ones, such as the classifier test, which trains a network). A name that is no entry (one removed
+    with ``~metric.entries.<name>``) is ignored.
+
+    Raises:
+        ConfigError: ``final_only`` names the entry that gives the monitored metric.
+    """
+    from gentwin.errors import ConfigError
+
+    final_only = set(final_only or [])
+    if monitor.split("/")[0] in final_only & set(entries):
+        raise ConfigError(f"metric.monitor={monitor} comes from entry {monitor.split('/')[0]!r}, which "
+                          f"metric.final_only keeps out of the validations that choose the best checkpoint")
+    return {k: f for k, f in entries.items() if k not in final_only}

@@ -4,7 +4,7 @@ Usage::
 
     evaluate <reference> <generated> [x=<name|[names]>] [c=<name|[names]>] [tree=<name>] [out=<folder>]
     evaluate <checkpoint.ckpt> [out=<folder>] [timing=true]
-    common: [n=<rows>] [seed=0] [threads=1] [max_features=32] [drop_nonfinite=false]
+    common: [n=<rows>] [seed=<the run's, else 0>] [threads=1] [max_features=32] [drop_nonfinite=false]
             [timing_batches=1,100,10000] [timing_repeats=5]
 
 Files are read as ``dataset=arrays`` reads them (HDF5, ROOT, npz/npy, CSV; the same names in both;
@@ -12,14 +12,18 @@ Files are read as ``dataset=arrays`` reads them (HDF5, ROOT, npz/npy, CSV; the s
 split of the dataset it was trained on (rebuilt from the config stored in it), with samples
 generated for those conditions, and with its dataset's key properties and metric group.
 
-For every metric ``evaluation.json`` holds its ``value`` and its ``floor``: the same metric between
-two disjoint halves of the reference (``gentwin.metrics.floors``). Metrics: per-feature separation
-power and W1 / std, JetNet's FPD and KPD, the fixed-recipe classifier AUC and JSD
-(``gentwin.metrics.challenge.classifier_test``) on the raw values and on the features, per bin of
-each condition, the domain's metrics, and with ``timing=true`` the generation time per sample at
-batch 1, 100 and 10,000 (``gentwin.timing``). Figures (PNG) go beside the JSON; a table is printed.
-The output folder (``out=``; by default ``evaluation/`` beside a checkpoint's folder, or here for
-files) must be new or empty: ``evaluate`` never replaces a file.
+``evaluation.json``'s ``scorecard`` holds every metric's ``value`` and its ``floor``: the same metric
+between two disjoint halves of the reference (``gentwin.metrics.floors``). Metrics: per-feature
+separation power and W1 / std, JetNet's FPD and KPD (``gentwin.metrics.physics_distances``), the
+classifier AUC and JSD (``gentwin.metrics.classifier``) on the raw values and on the features, per
+bin of each condition, the domain's metrics (``domain/...``), and with ``timing=true`` the generation
+time per sample at batch 1, 100 and 10,000 (``gentwin.timing``). For a checkpoint, ``metrics`` is the
+run's final evaluation (``gentwin.evaluate.final_evaluation``): with the default ``seed`` (the run's)
+and ``n`` (all held-out events), the numbers of the run's ``metrics.json`` for the checkpoint it
+ended with. Non-finite generated samples are counted (``finite_fraction``) and left out, as in a run.
+Figures (PNG) go beside the JSON; the scorecard is printed. The output folder (``out=``; by default
+``evaluation/`` beside a checkpoint's folder, or here for files) must be new or empty: ``evaluate``
+never replaces a file.
 
 Exit codes: 0 done, 2 usage, not a gentwin checkpoint or an invalid stored config, 3 a missing,
 unreadable or inconsistent data file. Nothing is written unless everything could be read.
@@ -110,7 +114,7 @@ def evaluate_files(reference: str, generated: str, args: dict) -> dict:
     dropped = {k: v.dropped for k, v in (("reference", ref), ("generated", gen)) if v.dropped}
     return {"reference": str(reference), "generated": str(generated), "x": x, "c": c,
             "n_reference": len(ref.x), "n_generated": len(gen.x), "rows_dropped_nonfinite": dropped,
-            "metrics": card, "warnings": notes, "_figures": figures}
+            "scorecard": card, "warnings": notes, "_figures": figures}
 
 
 def _metric_entries(info: dict, checkpoint: str) -> dict:
@@ -136,14 +140,45 @@ def domain_rows(value: dict[str, float], floor: dict[str, float]) -> dict[str, d
             if not (k.endswith("_floor") and k[: -len("_floor")] in own)}
 
 
-def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
-    """The scorecard of a trained model on the held-out split of its own dataset (and its timing)."""
-    import torch
-
-    from gentwin.checkpoint import load_model, read_checkpoint, safe_instantiate
-    from gentwin.errors import ConfigError
+def _checkpoint_scorecard(dm, entries, real, c_raw, fake, ia, ib, seed, notes, figures) -> dict:
+    """The scorecard of ``fake[ib]`` (generated at ``ib``'s conditions) against the held-out half ``ia``,
+    with the domain's metric group (``domain/...``); appends to ``notes`` and adds the marginals figure."""
     from gentwin.evaluate import per_sample_values, run_metrics
     from gentwin.metrics.floors import scorecard
+
+    ref_props = dm.properties(real, c_raw)
+    fake_props = dm.properties(fake[ib], None if c_raw is None else c_raw[ib])
+    a_props, b_props = ({k: np.asarray(v)[i] for k, v in ref_props.items()} for i in (ia, ib))
+    gen_named = None if c_raw is None else dm.conditions(c_raw[ib])
+    columns = real.reshape(len(real), -1)
+    features = per_sample_values(ref_props)
+    same = len(features) == columns.shape[1] and all(np.array_equal(v, columns[:, i])
+                                                     for i, v in enumerate(features.values()))
+    card, more = scorecard(features, real, per_sample_values(fake_props), fake[ib], dm.conditions(c_raw), gen_named,
+                           seed=seed, classify_features=not same, halves=(ia, ib))
+    notes += more
+    if entries:
+        value = run_metrics(entries, b_props if c_raw is not None else a_props, fake_props, gen_named)
+        # Conditional domain metrics pair rows by condition (real and generated at B's conditions): no
+        # floor, unless an entry gives its own (``<key>_floor``, e.g. the TPC sparsity entry).
+        floor = {} if c_raw is not None else run_metrics(entries, a_props, b_props, None)
+        card.update(domain_rows(value, floor))
+    figures["marginals"] = (per_sample_values(b_props), per_sample_values(fake_props))
+    return card
+
+
+def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
+    """A trained model's final evaluation, its scorecard on the held-out split, and its timing.
+
+    ``metrics`` is :func:`gentwin.evaluate.final_evaluation`, the function a run's final evaluation
+    calls: for the checkpoint its run ended with, the run's ``seed`` and all held-out events, the
+    numbers of its ``metrics.json`` (``samples_per_second`` aside: a measurement, see ``timing=true``).
+    ``scorecard`` compares the same generated samples with the held-out events in two halves
+    (:func:`gentwin.metrics.floors.scorecard`): each metric beside its real-vs-real floor.
+    """
+    from gentwin.checkpoint import load_model, read_checkpoint, safe_instantiate
+    from gentwin.errors import ConfigError
+    from gentwin.evaluate import final_evaluation
 
     info = read_checkpoint(checkpoint)["gentwin"]
     if not info.get("dataset"):
@@ -157,46 +192,31 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
         raise
     except (OSError, ValueError) as e:
         raise DataError(str(e)) from e
-    seed = _int(args, "seed", 0)
-    real, c_raw = dm.x_raw_val, dm.c_raw_val
-    n = len(real) if "n" not in args else min(len(real), _int(args, "n", None, 20))
+    seed = _int(args, "seed", info.get("seed") or 0, low=0)  # default: the run's, as its final evaluation
+    sl = dm.eval_slice()
+    held_out = sl.stop - sl.start
+    n = held_out if "n" not in args else min(held_out, _int(args, "n", None, 20))
     if n < 20:
         raise DataError(f"{checkpoint}: {n} held-out samples; the floor needs two halves of at least 10")
-    perm = np.random.default_rng(seed).permutation(len(real))[:n]
-    ia, ib = perm[: n // 2], perm[n // 2 :]
-    torch.manual_seed(seed)
-    cond = None if dm.c_val is None else dm.c_val[ib]
-    with torch.no_grad():
-        fake = model.sample(len(ib), cond).cpu().numpy()
-    c_b = None if c_raw is None else c_raw[ib]
-    ref_props = dm.properties(real, c_raw)
-    fake_props = dm.properties(fake, c_b)
+    metrics, figures, (fake, _) = final_evaluation(model, dm, entries, seed, n)
+    metrics.pop("samples_per_second")
+    real = dm.x_raw_val[sl][:n]
+    c_raw = None if dm.c_raw_val is None else dm.c_raw_val[sl][:n]
+    # Halves A and B of the held-out events; the generated samples at B's conditions are compared with A,
+    # beside B against A. Non-finite ones are left out with their B events (counted in finite_fraction).
     finite = np.isfinite(fake.reshape(len(fake), -1)).all(axis=1)
-    if not finite.all():
-        raise DataError(f"{checkpoint}: {int((~finite).sum())} of {len(fake)} generated samples are not finite")
-    halves = (np.arange(len(ia)), len(ia) + np.arange(len(ib)))
-    order = np.concatenate([ia, ib])
-    ref_props = {k: np.asarray(v)[order] for k, v in ref_props.items()}
-    named = dm.conditions(c_raw[order]) if c_raw is not None else None
-    columns = real.reshape(len(real), -1)
-    features = per_sample_values(ref_props)
-    same = len(features) == columns.shape[1] and all(np.array_equal(v, columns[order, i])
-                                                     for i, v in enumerate(features.values()))
-    card, notes = scorecard(features, real[order], per_sample_values(fake_props), fake, named,
-                            dm.conditions(c_b), seed=seed, classify_features=not same, halves=halves)
-    if entries:
-        b_props = {k: v[halves[1]] for k, v in ref_props.items()}
-        a_props = {k: v[halves[0]] for k, v in ref_props.items()}
-        value = run_metrics(entries, b_props if c_raw is not None else a_props, fake_props, dm.conditions(c_b))
-        # Conditional domain metrics pair rows by condition (real and generated at B's conditions): no
-        # floor, unless an entry gives its own (``<key>_floor``, e.g. the TPC sparsity entry).
-        floor = {} if c_raw is not None else run_metrics(entries, a_props, b_props, None)
-        card.update(domain_rows(value, floor))
-    figures = {"marginals": (per_sample_values({k: v[halves[1]] for k, v in ref_props.items()}),
-                             per_sample_values(fake_props))}
-    figures.update(dm.figures(real[ib], fake, c_b))
-    result = {"checkpoint": str(checkpoint), "dataset": info["dataset"].get("_target_"), "n_reference": n,
-              "n_generated": len(fake), "metrics": card, "warnings": notes, "_figures": figures}
+    perm = np.random.default_rng(seed).permutation(n)
+    ia, ib = perm[: n // 2], perm[n // 2 :]
+    ib = ib[finite[ib]]
+    notes = [] if finite.all() else [f"{int((~finite).sum())} of {n} generated samples are not finite: left out "
+                                     f"of the comparison (finite_fraction)"]
+    result = {"checkpoint": str(checkpoint), "dataset": info["dataset"].get("_target_"), "seed": seed,
+              "n_reference": n, "n_generated": len(fake), "metrics": metrics, "scorecard": {}, "warnings": notes,
+              "_figures": figures}
+    if len(ib) >= 10:
+        result["scorecard"] = _checkpoint_scorecard(dm, entries, real, c_raw, fake, ia, ib, seed, notes, figures)
+    else:
+        notes.append(f"{len(ib)} finite generated samples in the second half; the scorecard needs 10")
     if _bool(args, "timing"):
         from gentwin.timing import generation_times
 
@@ -206,14 +226,14 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
 
 
 def table(result: dict, max_rows: int = 40) -> str:
-    """The metrics as text: value, floor and their ratio; per-feature and per-bin rows only when they are few."""
-    card = result["metrics"]
+    """The scorecard as text: value, floor and their ratio; per-feature and per-bin rows only when they are few."""
+    card = result["scorecard"]
     names = list(card)
     if len(names) > max_rows:
         names = [k for k in names if "[" not in k and not k.startswith("by_")
                  and (k.count("/") <= 1 or k.rsplit("/", 1)[-1] in SUMMARY_ROWS
                       or (k.startswith("domain/") and card[k]["floor"] is not None))]
-    width = max(len(k) for k in names) + 2
+    width = max((len(k) for k in names), default=6) + 2
     lines = [f"{'metric':<{width}}{'value':>12}{'floor':>12}{'value/floor':>13}"]
     for k in names:
         v, f = card[k]["value"], card[k]["floor"]

@@ -113,6 +113,7 @@ def build(cfg: DictConfig):
         "cond_names": list(dm.cond_names),
         "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
         "metric": OmegaConf.to_container(cfg.metric, resolve=True) if cfg.get("metric") else None,
+        "seed": cfg.get("seed"),  # `evaluate <ckpt>` repeats the final evaluation with it
     }
     return dm, model
 
@@ -151,7 +152,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
         SameFolderCheckpointIO,
         ValidateLast,
     )
-    from gentwin.evaluate import evaluate
+    from gentwin.evaluate import final_evaluation, validation_entries
     from gentwin.nets.conv import count_params
 
     _quiet()
@@ -172,7 +173,9 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     last = RunCheckpoint(filename="last", monitor=None, save_top_k=1, **common)
     clock = RunClock()
     interactive = sys.stdout.isatty() and not os.environ.get("CI")
-    callbacks = [Evaluator(entries, cfg.metric.get("figures_every", 1), cfg.metric.monitor, smooth), checkpoint, last,
+    validating = validation_entries(entries, cfg.metric.get("final_only"), cfg.metric.monitor)  # costly ones at the end
+    callbacks = [Evaluator(validating, cfg.metric.get("figures_every", 1), cfg.metric.monitor, smooth), checkpoint,
+                 last,
                  ValidateLast(ckpt_dir / "last.ckpt"), clock, FollowBudget(),
                  LossBar() if interactive else LineProgress(monitor), *dm.callbacks()]
     logger = instantiate(cfg.logger, save_dir=str(out_dir))
@@ -218,7 +221,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     if final == "best":
         model.load_state_dict(_saved(best)["state_dict"])
     figures = int(cfg.metric.get("figures_every", 1)) > 0  # 0: no figures, the final ones included
-    metrics, figs, (fake, c) = evaluate(model, dm, entries, figures=figures, seed=cfg.seed)
+    metrics, figs, (fake, c) = final_evaluation(model, dm, entries, seed=cfg.seed, figures=figures)
     metrics.update(wall_time_s=wall, steps=steps, epochs=epochs, train_steps_per_second=steps / max(wall, 1e-9))
     if best_epoch is not None:
         metrics["best_epoch"] = best_epoch

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from gentwin.metrics.classifier import classifier, classifier_auc, roc_auc
+from gentwin.metrics.classifier import classifier, classifier_test, isotonic_calibration, roc_auc
 from gentwin.metrics.distances import (
     energy_distance,
     ks_marginals,
@@ -13,10 +13,11 @@ from gentwin.metrics.distances import (
     wasserstein1,
 )
 from gentwin.metrics.physics_distances import (
+    fpd_extrapolated,
     fpd_kpd,
     frechet_distance,
     frechet_from_samples,
-    kernel_distance,
+    kpd_median,
     mmd2_unbiased,
 )
 
@@ -196,28 +197,36 @@ def test_mmd2_unbiased_cubic_against_loops():
     assert mmd2_unbiased(x, y) == pytest.approx(xx + yy - 2 * xy, rel=1e-12)
 
 
-def test_kernel_distance_zero_for_identical_positive_for_shifted():
+def test_kpd_median_zero_for_identical_positive_for_shifted():
     x = np.random.default_rng(9).normal(size=(2000, 3))
-    same, same_err = kernel_distance(x, x, n_subsets=10, subset_size=400)
-    shifted, shifted_err = kernel_distance(x, x + np.array([0.3, 0.0, 0.0]), n_subsets=10, subset_size=400)
-    assert abs(same) < 0.01 and same_err > 0
-    assert shifted > 0.05 and shifted > 2 * shifted_err
-    assert kernel_distance(x, x, n_subsets=3, subset_size=100, seed=1) == kernel_distance(
-        x, x, n_subsets=3, subset_size=100, seed=1
-    )
+    same, same_err = kpd_median(x, x, batch_size=400)
+    shifted, shifted_err = kpd_median(x, x + np.array([1.0, 0.0, 0.0]), batch_size=400)  # 1 / max|x| ~ 0.3
+    assert abs(same) < 1e-3 and same_err > 0
+    assert shifted > 2e-3 and shifted > 2 * shifted_err
+    assert kpd_median(x, x, num_batches=3, batch_size=100, seed=1) == kpd_median(x, x, num_batches=3, batch_size=100,
+                                                                               seed=1)
+
+
+def test_fpd_extrapolated_recovers_a_known_mean_shift():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(3000, 2)), rng.normal(size=(3000, 2))
+    same, _ = fpd_extrapolated(x, y, num_batches=5)
+    shifted, _ = fpd_extrapolated(x, y + [np.abs(x[:, 0]).max() * 0.5, 0], num_batches=5)
+    assert same < 1e-3 and shifted == pytest.approx(0.25, rel=0.1)  # normalised mean shift 0.5: FD 0.25
 
 
 def test_fpd_kpd_entry():
     rng = np.random.default_rng(10)
     real = {"x0": rng.normal(size=1000), "x1": rng.normal(size=1000)}
-    same = fpd_kpd(real, real, subset_size=300)
-    assert set(same) == {"fpd", "kpd", "kpd_err"}
-    assert same["fpd"] == pytest.approx(0.0, abs=1e-10) and abs(same["kpd"]) < 0.01
+    same = fpd_kpd(real, real, kpd_batch_size=300)
+    assert set(same) == {"fpd", "fpd_err", "kpd", "kpd_err"}
+    assert abs(same["fpd"]) < 1e-3 and abs(same["kpd"]) < 1e-3
     fake = {"x0": real["x0"] + 1.0, "x1": real["x1"]}
-    out = fpd_kpd(real, fake, subset_size=300)
-    assert out["fpd"] == pytest.approx(1.0 / np.var(real["x0"]), rel=1e-6) and out["kpd"] > 0.1
+    out = fpd_kpd(real, fake, kpd_batch_size=300)
+    # features divided by the real max |x|: a mean shift of 1 / max|x0|, equal covariances
+    assert out["fpd"] == pytest.approx(1.0 / np.abs(real["x0"]).max() ** 2, rel=0.1) and out["kpd"] > 1e-3
     rescale = lambda d: {"x0": 1e-3 * d["x0"], "x1": 1e3 * d["x1"]}
-    assert fpd_kpd(rescale(real), rescale(fake), subset_size=300) == pytest.approx(out, rel=1e-6)
+    assert fpd_kpd(rescale(real), rescale(fake), kpd_batch_size=300) == pytest.approx(out, rel=1e-6)
 
 
 # --- classifier two-sample test ------------------------------------------------------------------
@@ -231,13 +240,20 @@ def test_roc_auc_by_hand_with_ties():
     assert roc_auc([1.0, 1.0, 1.0], [1.0, 1.0]) == 0.5
 
 
-def test_classifier_auc_near_half_for_the_same_distribution(one_thread):
+def test_isotonic_calibration_pools_adjacent_violators():
+    calibrate = isotonic_calibration(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0, 1, 0, 1]))
+    assert np.allclose(calibrate(np.array([0.1, 0.2, 0.3, 0.4])), [0, 0.5, 0.5, 1])
+
+
+def test_classifier_test_near_half_for_the_same_distribution(one_thread):
     rng = np.random.default_rng(11)
-    x, y = rng.normal(size=(2000, 2)), rng.normal(size=(1800, 2))  # held-out AUC std ~0.013
-    assert classifier_auc(x, y, seed=0) == pytest.approx(0.5, abs=0.05)
+    x, y = rng.normal(size=(3000, 2)), rng.normal(size=(3000, 2))  # test AUC std ~0.013
+    out = classifier_test(x, y, seed=0)
+    assert out["auc"] == pytest.approx(0.5, abs=0.05) and abs(out["jsd"]) < 0.05
+    assert classifier_test(x, y + [1, 0])["auc"] > 0.65
 
 
-def test_classifier_auc_high_for_separated_distributions(one_thread):
+def test_classifier_test_high_for_separated_distributions(one_thread):
     # a standard normal vs a ring of radius 3.5 around its centre: separable only non-linearly
     rng = np.random.default_rng(12)
     x = rng.normal(size=(800, 2))
@@ -245,7 +261,8 @@ def test_classifier_auc_high_for_separated_distributions(one_thread):
     y = np.stack([r * np.cos(phi), r * np.sin(phi)], axis=1)
     assert abs(x.mean(axis=0) - y.mean(axis=0)).max() < 0.2  # the means alone do not tell them apart
     state = torch.get_rng_state()
-    assert classifier_auc(x, y, seed=0) > 0.95
+    out = classifier_test(x, y, seed=0)
+    assert out["auc"] > 0.95 and out["jsd"] > 0.7
     assert torch.equal(torch.get_rng_state(), state)
 
 
@@ -253,13 +270,14 @@ def test_classifier_entry(one_thread):
     rng = np.random.default_rng(13)
     real = {"x0": rng.normal(size=300)}
     fake = {"x0": rng.normal(4.0, 1.0, size=300)}
-    out = classifier(real, fake, epochs=50)
-    assert list(out) == ["auc"] and out["auc"] > 0.95
-    assert np.isnan(classifier_auc(real["x0"], np.full(300, np.nan)))
+    out = classifier(real, fake)
+    assert set(out) == {"auc", "jsd"} and out["auc"] > 0.95
+    assert out == classifier_test(real["x0"][:, None], fake["x0"][:, None])  # the one recipe
+    assert np.isnan(classifier(real, {"x0": np.full(300, np.nan)})["auc"])
 
 
-def test_classifier_trains_under_inference_mode_as_in_lightning_validation():
+def test_classifier_trains_under_inference_mode_as_in_lightning_validation(one_thread):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(400, 3)), rng.normal(size=(400, 3)) + 2.0
     with torch.inference_mode():
-        assert classifier_auc(x, y) > 0.95
+        assert classifier_test(x, y)["auc"] > 0.95

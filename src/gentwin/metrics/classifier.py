@@ -1,4 +1,9 @@
-"""A classifier two-sample test: the ROC AUC of a small network telling real from generated."""
+"""The classifier two-sample test, one recipe for every caller: CaloChallenge's, scaled to a CPU.
+
+The metric groups' ``classifier`` entry (``classifier/auc`` and ``classifier/jsd`` in ``metrics.json``,
+at the final evaluation only: ``metric.final_only``) and ``evaluate``'s scorecard
+(``classifier/raw_auc``, ``classifier/features_auc``) all call :func:`classifier_test`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gentwin.metrics.distances import as_1d, as_2d
+from gentwin.metrics.distances import as_1d
 from gentwin.metrics.moments import Properties, stack_properties
 
 
@@ -39,101 +44,102 @@ def roc_auc(scores_pos: np.ndarray, scores_neg: np.ndarray) -> float:
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def classifier_auc(
-    x: np.ndarray,
-    y: np.ndarray,
-    seed: int = 0,
-    epochs: int = 100,
-    hidden: int = 32,
-    lr: float = 1e-2,
-    max_samples: int = 5000,
-) -> float:
-    """Classifier two-sample test: held-out ROC AUC of an MLP separating real from generated.
+def isotonic_calibration(scores: np.ndarray, labels: np.ndarray):
+    """Isotonic regression of ``labels`` (0/1) on ``scores`` (pool adjacent violators), as a function
+    mapping new scores to calibrated probabilities (linear between the fitted points, flat outside)."""
+    order = np.argsort(scores, kind="mergesort")
+    s, y = np.asarray(scores, np.float64)[order], np.asarray(labels, np.float64)[order]
+    values, weights = [], []
+    for v in y:
+        values.append(v)
+        weights.append(1)
+        while len(values) > 1 and values[-2] > values[-1]:
+            w = weights[-2] + weights[-1]
+            values[-2:] = [(values[-2] * weights[-2] + values[-1] * weights[-1]) / w]
+            weights[-2:] = [w]
+    fitted = np.repeat(values, weights)
+    return lambda t: np.interp(t, s, fitted)
 
-    Each sample is subsampled to at most ``max_samples``, shuffled and split in half; an MLP
-    (D -> hidden -> hidden -> 1, ReLU) is trained on the first halves (real label 1, generated
-    label 0, classes weighted equally) with full-batch Adam for ``epochs`` steps, on features
-    standardized by the training halves' pooled mean and std; the AUC is taken on the second halves.
-    0.5 means indistinguishable, 1 fully separated. Runs under ``torch.random.fork_rng``, so the
-    global torch RNG is left as it was; the thread count is the caller's (``torch.set_num_threads``).
+
+def classifier_test(x: np.ndarray, y: np.ndarray, seed: int = 0, max_samples: int = 10_000, hidden: int = 128,
+                    batch_size: int = 256, lr: float = 1e-3, max_epochs: int = 50, patience: int = 5
+                    ) -> dict[str, float]:
+    """The classifier two-sample test: the held-out ROC AUC and JSD of a network telling ``x`` from ``y``.
+
+    The recipe is CaloChallenge's (Krause et al., arXiv:2410.21611: 2 hidden layers of 512 units,
+    LeakyReLU, 50 epochs of Adam at lr 2e-4 and batch 1000, a 60/20/20 train/validation/test split,
+    the epoch best on the validation set kept, the output calibrated by isotonic regression on the
+    validation set, AUC and JSD on the test set), scaled to a CPU: 2 x ``hidden`` = 128 units, Adam
+    lr 1e-3, batch 256, at most ``max_epochs`` = 50 epochs with early stopping after ``patience`` = 5
+    epochs without a lower validation loss (the best epoch's weights kept), on at most ``max_samples``
+    rows of each sample, equally many of each (the larger one subsampled), features standardized by
+    the training split. It is the one recipe because it is the field's: a held-out split that chooses
+    the epoch and calibrates, a test split that only scores, so the AUC neither rewards overfitting
+    nor depends on a fixed epoch count the way full-batch training for a set number of steps does.
+    Cost on one thread: 5,000 x 16 against 5,000 x 16 takes 0.35 s when the samples agree (early
+    stopping) and 3.5-5.3 s when they differ (up to 50 epochs); metric groups therefore run it only
+    at the final evaluation (``metric.final_only``), not at each validation.
+
+    Deterministic for a ``seed`` and a thread count; the global torch RNG is left as it was, and it
+    trains under Lightning's validation (inference mode) too.
 
     Args:
-        x: real sample, shape (N,) or (N, D), N >= 2.
-        y: generated sample, shape (M,) or (M, D), M >= 2.
-        seed: seed of the split and of the network initialisation.
-        epochs: number of full-batch Adam steps.
-        hidden: width of the two hidden layers.
-        lr: Adam learning rate.
-        max_samples: cap on the points used per sample (bounds the cost at validation time).
+        x: real sample, shape (N, *S), N >= 10.
+        y: generated sample, shape (M, *S), M >= 10.
+        seed: seed of the subsample, the split and the network.
 
     Returns:
-        The held-out AUC (``roc_auc``); NaN if any input is not finite.
-
-    References:
-        D. Lopez-Paz and M. Oquab, ICLR 2017; C. Krause et al., arXiv:2410.21611 (CaloChallenge
-        evaluation).
+        ``auc``: the test ROC AUC of the calibrated output (0.5: indistinguishable, 1: separated);
+        ``jsd``: ``(log 2 - BCE) / log 2`` of the calibrated test output, the Jensen-Shannon
+        divergence in bits that the classifier reveals (0: none, 1: separated); NaN for non-finite inputs.
     """
-    # Callers may run under inference mode (Lightning's validation): the classifier must train.
-    with torch.inference_mode(False), torch.enable_grad():
-        return _classifier_auc(x, y, seed, epochs, hidden, lr, max_samples)
-
-
-def _classifier_auc(x, y, seed, epochs, hidden, lr, max_samples) -> float:
-    x, y = as_2d(x), as_2d(y)
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    x, y = x.reshape(len(x), -1), y.reshape(len(y), -1)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        return float("nan")
-    if x.shape[0] < 2 or y.shape[0] < 2:
-        raise ValueError("classifier_auc needs at least 2 samples on each side")
+        return {"auc": float("nan"), "jsd": float("nan")}
     rng = np.random.default_rng(seed)
-    x = x[rng.permutation(x.shape[0])[:max_samples]]
-    y = y[rng.permutation(y.shape[0])[:max_samples]]
-    (x_tr, x_te), (y_tr, y_te) = np.array_split(x, 2), np.array_split(y, 2)
-    train = np.concatenate([x_tr, y_tr])
-    mean, std = train.mean(axis=0), train.std(axis=0)
+    n = min(len(x), len(y), max_samples)
+    if n < 10:
+        raise ValueError(f"the classifier test needs at least 10 samples on each side, got {n}")
+    data = np.concatenate([x[rng.permutation(len(x))[:n]], y[rng.permutation(len(y))[:n]]])
+    labels = np.concatenate([np.ones(n), np.zeros(n)])
+    order = rng.permutation(2 * n)
+    data, labels = data[order], labels[order]
+    a, b = int(0.6 * 2 * n), int(0.8 * 2 * n)
+    mean, std = data[:a].mean(0), data[:a].std(0)
     std[std == 0] = 1.0
-    as_tensor = lambda a: torch.as_tensor((a - mean) / std, dtype=torch.float32)
-    labels = torch.cat([torch.ones(len(x_tr)), torch.zeros(len(y_tr))])
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(len(y_tr) / len(x_tr)))
-    # Callers may run under inference mode (Lightning's validation): the classifier must train.
+    t = torch.as_tensor((data - mean) / std, dtype=torch.float32)
+    lab = torch.as_tensor(labels, dtype=torch.float32)
     with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.enable_grad():
         torch.manual_seed(seed)
-        d = x.shape[1]
-        net = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        net = nn.Sequential(nn.Linear(t.shape[1], hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
+                            nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
         opt = torch.optim.Adam(net.parameters(), lr=lr)
-        inputs = as_tensor(train)
-        for _ in range(epochs):
-            opt.zero_grad()
-            loss_fn(net(inputs).squeeze(-1), labels).backward()
-            opt.step()
+        loss_fn = nn.BCEWithLogitsLoss()
+        best, best_state, waited = float("inf"), None, 0
+        for _ in range(max_epochs):
+            for idx in torch.randperm(a).split(batch_size):
+                opt.zero_grad()
+                loss_fn(net(t[idx]).squeeze(-1), lab[idx]).backward()
+                opt.step()
+            with torch.no_grad():
+                val = float(loss_fn(net(t[a:b]).squeeze(-1), lab[a:b]))
+            if val < best:
+                best, best_state, waited = val, {k: v.clone() for k, v in net.state_dict().items()}, 0
+            else:
+                waited += 1
+                if waited >= patience:
+                    break
+        net.load_state_dict(best_state)
         with torch.no_grad():
-            s_pos = net(as_tensor(x_te)).squeeze(-1).numpy()
-            s_neg = net(as_tensor(y_te)).squeeze(-1).numpy()
-    return roc_auc(s_pos, s_neg)
+            scores = net(t).squeeze(-1).double().numpy()
+    calibrate = isotonic_calibration(scores[a:b], labels[a:b])
+    p, truth = np.clip(calibrate(scores[b:]), 1e-7, 1 - 1e-7), labels[b:]
+    bce = -np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p))
+    return {"auc": roc_auc(p[truth == 1], p[truth == 0]), "jsd": float((np.log(2) - bce) / np.log(2))}
 
 
-
-
-def classifier(
-    real: Properties,
-    fake: Properties,
-    cond: Properties | None = None,
-    seed: int = 0,
-    epochs: int = 100,
-    hidden: int = 32,
-) -> dict[str, float]:
-    """Metric entry: ``classifier_auc`` on the stacked properties.
-
-    Args:
-        real: property name -> (N,) array of the reference sample.
-        fake: property name -> (M,) array of the generated sample; must hold every key of ``real``.
-        cond: unused; part of the metric-entry signature.
-        seed: seed of the split and the network.
-        epochs: full-batch Adam steps.
-        hidden: hidden width.
-
-    Returns:
-        ``{"auc": held-out ROC AUC}``.
-    """
+def classifier(real: Properties, fake: Properties, cond: Properties | None = None, seed: int = 0) -> dict[str, float]:
+    """Metric entry: :func:`classifier_test` on the stacked properties: ``{"auc", "jsd"}``."""
     keys = list(real)
-    x, y = stack_properties(real, keys), stack_properties(fake, keys)
-    return {"auc": classifier_auc(x, y, seed=seed, epochs=epochs, hidden=hidden)}
+    return classifier_test(stack_properties(real, keys), stack_properties(fake, keys), seed=seed)

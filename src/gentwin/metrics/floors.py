@@ -7,21 +7,23 @@ floor means the generated sample is as close to the reference as a second sample
 itself, and only a value clearly above its floor measures a difference.
 
 The metrics (:func:`compare`): per-feature separation power (CaloChallenge) and W1 in units of the
-reference half's std, with their means; JetNet's FPD and KPD of the features; the fixed-recipe
-classifier test (:func:`gentwin.metrics.challenge.classifier_test`) on the raw values and, when the
-features are not the raw values, on the features; and any metric entries given (a domain's group).
+reference half's std, with their means; JetNet's FPD and KPD of the features
+(:func:`gentwin.metrics.physics_distances.fpd_kpd`); the classifier test
+(:func:`gentwin.metrics.classifier.classifier_test`) on the raw values and, when the features are not
+the raw values, on the features. The same functions as the metric groups of a run, so a metric of one
+name has one definition.
 With conditions, separation power and W1 are also reported per bin of each condition.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from gentwin.metrics.challenge import classifier_test, jetnet_distances, separation_powers
+from gentwin.metrics.challenge import separation_powers
+from gentwin.metrics.classifier import classifier_test
 from gentwin.metrics.distances import w1_marginals
 from gentwin.metrics.moments import Properties, stack_properties
+from gentwin.metrics.physics_distances import RECOMMENDED_SAMPLES, fpd_kpd
 
 MIN_BIN_ROWS = 20
 
@@ -44,7 +46,7 @@ def compare(a: Properties, b: Properties, a_raw: np.ndarray, b_raw: np.ndarray, 
             classify_features: bool = True) -> dict[str, float]:
     """All metrics of ``a`` against ``b`` (features ``a``, ``b``; raw samples ``a_raw``, ``b_raw``)."""
     out = marginal_scores(a, b)
-    out.update(jetnet_distances(a, b, seed=seed + 42))
+    out.update(fpd_kpd(a, b, seed=seed + 42))
     raw = classifier_test(a_raw, b_raw, seed=seed)
     out.update({"classifier/raw_auc": raw["auc"], "classifier/raw_jsd": raw["jsd"]})
     if classify_features:
@@ -61,7 +63,7 @@ def scorecard(ref: Properties, ref_raw: np.ndarray, gen: Properties, gen_raw: np
               ref_cond: Properties | None = None, gen_cond: Properties | None = None, seed: int = 0,
               classify_features: bool = True, n_bins: int = 3, halves: tuple | None = None
               ) -> tuple[dict[str, dict[str, float]], list[str]]:
-    """``{metric: {"value", "floor"}}`` and the warnings raised (JetNet's sample-size advice).
+    """``{metric: {"value", "floor"}}`` and notes (JetNet's sample-size advice).
 
     Args:
         ref, gen: features (name -> (N,)) of the reference and the generated sample.
@@ -83,10 +85,8 @@ def scorecard(ref: Properties, ref_raw: np.ndarray, gen: Properties, gen_raw: np
                          f"(half the reference)")
     ig = np.arange(len(ib))
     a, b, g = _rows(ref, ia), _rows(ref, ib), _rows(gen, ig)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        value = compare(a, g, ref_raw[ia], gen_raw[ig], seed, classify_features)
-        floor = compare(a, b, ref_raw[ia], ref_raw[ib], seed, classify_features)
+    value = compare(a, g, ref_raw[ia], gen_raw[ig], seed, classify_features)
+    floor = compare(a, b, ref_raw[ia], ref_raw[ib], seed, classify_features)
     card = {k: {"value": value[k], "floor": floor[k]} for k in value}
     if ref_cond and gen_cond:
         for name in ref_cond:
@@ -102,5 +102,8 @@ def scorecard(ref: Properties, ref_raw: np.ndarray, gen: Properties, gen_raw: np
                 for stat in ("separation/mean", "w1/mean"):
                     card[f"by_{name}/[{lo:.4g},{hi:.4g}{']' if last else ')'}/{stat}"] = {"value": va[stat],
                                                                                         "floor": fl[stat]}
-    notes = sorted({str(w.message) for w in caught})
+    notes = []
+    if len(ig) < RECOMMENDED_SAMPLES:
+        notes.append(f"FPD, KPD: {len(ig):,} samples; JetNet recommends at least {RECOMMENDED_SAMPLES:,} for a "
+                     f"comparable value")
     return card, notes

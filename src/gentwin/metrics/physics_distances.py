@@ -1,13 +1,24 @@
-"""Fréchet and kernel physics distances (FPD, KPD) between real and generated features, with
-JetNet's conventions.
+"""Fréchet and kernel physics distances (FPD, KPD) with JetNet's conventions: the one implementation.
+
+JetNet (Kansal et al., Phys. Rev. D 107 (2023) 076017): features divided by the real sample's max
+|x|; FPD measured on resamples of sizes regular in 1/N and extrapolated linearly to 1/N = 0
+(:func:`fpd_extrapolated`); KPD the median over batches of the unbiased quartic-kernel MMD^2, with
+half the 16.5-83.5 % interquantile range as its error (:func:`kpd_median`). JetNet recommends at
+least 50,000 samples for values comparable between papers (``RECOMMENDED_SAMPLES``; ``evaluate``
+notes smaller ones). Metric groups (``fpd``), ``evaluate``'s scorecard and the run's final
+evaluation all call :func:`fpd_kpd`.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from gentwin.metrics.distances import as_2d, standardized
-from gentwin.metrics.moments import Properties
+from gentwin.metrics.distances import as_2d
+from gentwin.metrics.moments import Properties, stack_properties
+
+RECOMMENDED_SAMPLES = 50_000
 
 
 def _sqrtm_psd(s: np.ndarray) -> np.ndarray:
@@ -49,8 +60,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 def frechet_from_samples(x: np.ndarray, y: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to two samples.
 
-    Means and unbiased covariances (``ddof=1``, as FID and JetNet's FPD use ``np.cov``). JetNet
-    further extrapolates FPD to infinite sample size; this is the plain finite-sample value.
+    Means and unbiased covariances (``ddof=1``, as FID and JetNet's FPD use ``np.cov``). this is the
+    plain finite-sample value, which :func:`fpd_extrapolated` extrapolates to infinite sample size.
 
     Args:
         x: first sample, shape (N,) or (N, D), N >= 2.
@@ -108,77 +119,67 @@ def mmd2_unbiased(
     )
 
 
-def kernel_distance(
-    x: np.ndarray,
-    y: np.ndarray,
-    degree: int = 3,
-    gamma: float | None = None,
-    coef0: float = 1.0,
-    n_subsets: int = 10,
-    subset_size: int = 1000,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Kernel distance (KID / KPD): unbiased polynomial-kernel MMD^2 averaged over random subsets.
-
-    Each subset draws ``min(subset_size, N, M)`` points from each sample with replacement (as
-    JetNet's ``kpd`` does, which keeps the estimate unbiased for the two empirical distributions),
-    and ``mmd2_unbiased`` is evaluated on it. Defaults follow KID (cubic kernel, mean and std);
-    JetNet's KPD uses ``degree=4`` and reports median and half the 16-84 % interquantile range.
-
-    Args:
-        x: real sample, shape (N,) or (N, D), N >= 2.
-        y: generated sample, shape (M,) or (M, D), M >= 2.
-        degree: polynomial degree.
-        gamma: scale of the dot product; 1 / D if None.
-        coef0: additive constant.
-        n_subsets: number of subsets.
-        subset_size: points per subset and sample.
-        seed: seed of the subset draws.
-
-    Returns:
-        ``(mean, std)`` of the per-subset estimates (population std, ``ddof=0``).
-
-    References:
-        M. Binkowski et al., ICLR 2018 (KID); R. Kansal et al., Phys. Rev. D 107 (2023) 076017 (KPD).
-    """
+def _normalised(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both samples divided by the real sample's max |x| per feature (JetNet; 0 -> 1)."""
     x, y = as_2d(x), as_2d(y)
+    scale = np.abs(x).max(axis=0)
+    scale[scale == 0] = 1.0
+    return x / scale, y / scale
+
+
+def fpd_extrapolated(x: np.ndarray, y: np.ndarray, min_samples: int = 20_000, max_samples: int = 50_000,
+                     num_batches: int = 20, num_points: int = 10, seed: int = 42) -> tuple[float, float]:
+    """JetNet's FPD: the Frechet distance extrapolated to infinitely many samples, and its error.
+
+    On features normalised by the real sample's max |x|: for ``num_points`` resample sizes regular
+    in 1/N between ``min_samples`` and ``max_samples`` (both capped by the smaller sample, the
+    smallest at 40 % of the largest, as JetNet's defaults), the mean over ``num_batches`` resamples
+    (with replacement) of :func:`frechet_from_samples`; a line ``a + b / N`` with ``a, b >= 0`` is
+    fitted and ``a`` returned with its standard error (NaN for a flat line). 1 s for 5,000 x 16.
+    """
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    x, y = _normalised(x, y)
+    top = min(max_samples, len(x), len(y))
+    bottom = max(2, min(min_samples, int(0.4 * top)))
+    sizes = (1 / np.linspace(1 / bottom, 1 / top, num_points)).astype(int)
     rng = np.random.default_rng(seed)
-    k = min(subset_size, x.shape[0], y.shape[0])
-    values = [
-        mmd2_unbiased(x[rng.integers(0, x.shape[0], k)], y[rng.integers(0, y.shape[0], k)], degree, gamma, coef0)
-        for _ in range(n_subsets)
-    ]
-    return float(np.mean(values)), float(np.std(values))
+    means = [np.mean([frechet_from_samples(x[rng.integers(0, len(x), k)], y[rng.integers(0, len(y), k)])
+                      for _ in range(num_batches)]) for k in sizes]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OptimizeWarning)  # a flat line has no covariance: error NaN
+        params, cov = curve_fit(lambda t, a, b: a + b * t, 1 / sizes, means, bounds=([0, 0], [np.inf, np.inf]))
+    return float(params[0]), float(np.sqrt(cov[0, 0]))
 
 
+def kpd_median(x: np.ndarray, y: np.ndarray, num_batches: int = 10, batch_size: int = 5_000,
+               seed: int = 42) -> tuple[float, float]:
+    """JetNet's KPD: on features normalised by the real sample's max |x|, the median over
+    ``num_batches`` batches of the unbiased MMD^2 with the kernel ``(x.y / d + 1)^4``
+    (:func:`mmd2_unbiased`), and half its 16.5-83.5 % interquantile range; batches of ``batch_size``
+    (capped by the smaller sample) drawn with replacement."""
+    x, y = _normalised(x, y)
+    k = min(batch_size, len(x), len(y))
+    values = []
+    for i in range(num_batches):
+        rng = np.random.default_rng(seed + 1000 * i)
+        values.append(mmd2_unbiased(x[rng.integers(0, len(x), k)], y[rng.integers(0, len(y), k)], degree=4))
+    lo, hi = np.percentile(values, [16.5, 83.5])
+    return float(np.median(values)), float((hi - lo) / 2)
 
 
-def fpd_kpd(
-    real: Properties,
-    fake: Properties,
-    cond: Properties | None = None,
-    seed: int = 0,
-    degree: int = 3,
-    n_subsets: int = 10,
-    subset_size: int = 1000,
-) -> dict[str, float]:
-    """Metric entry: Frechet and kernel distances of the joint distribution of all properties.
+def fpd_kpd(real: Properties, fake: Properties, cond: Properties | None = None, seed: int = 42,
+            kpd_batch_size: int = 1_000) -> dict[str, float]:
+    """Metric entry: JetNet's FPD and KPD of the joint distribution of all properties.
 
-    The properties are standardized by the real mean and std (ddof=0; std 0 -> 1) before both, so
-    the values do not depend on units; JetNet similarly rescales, by the real max |x| per feature.
-
-    Args:
-        real: property name -> (N,) array of the reference sample.
-        fake: property name -> (M,) array of the generated sample; must hold every key of ``real``.
-        cond: unused; part of the metric-entry signature.
-        seed: seed of the KPD subsets.
-        degree: polynomial degree of the KPD kernel.
-        n_subsets: KPD subsets.
-        subset_size: KPD points per subset.
+    ``kpd_batch_size`` is 1,000, not JetNet's 5,000: the unbiased MMD^2 has the same expectation at
+    any batch size, only its spread (``kpd_err``) grows, and a batch's cost is quadratic in its size
+    (5,000 x 16 features: 13 s for the 10 batches at 5,000, 0.16 s at 1,000 on one thread).
 
     Returns:
-        ``{"fpd": frechet_from_samples, "kpd": kernel_distance mean, "kpd_err": its std}``.
+        ``{"fpd", "fpd_err"}`` (:func:`fpd_extrapolated`) and ``{"kpd", "kpd_err"}`` (:func:`kpd_median`).
     """
-    x, y = standardized(real, fake)
-    kpd, kpd_err = kernel_distance(x, y, degree=degree, n_subsets=n_subsets, subset_size=subset_size, seed=seed)
-    return {"fpd": frechet_from_samples(x, y), "kpd": kpd, "kpd_err": kpd_err}
+    x, y = stack_properties(real), stack_properties(fake, list(real))
+    fpd, fpd_err = fpd_extrapolated(x, y, seed=seed)
+    kpd, kpd_err = kpd_median(x, y, batch_size=kpd_batch_size, seed=seed)
+    return {"fpd": fpd, "fpd_err": fpd_err, "kpd": kpd, "kpd_err": kpd_err}

@@ -30,6 +30,23 @@ def test_help_lists_groups_and_options(tmp_path):
     assert "  any dataset + dcgan: dataset.transform=Affine (configs/model/dcgan.yaml)" in out.stdout
 
 
+def test_help_shows_long_descriptions_whole(tmp_path):
+    """A description longer than a line is wrapped, not cut: tpc_baseline's first sentence (about 500
+    characters over seven comment lines) appears whole, ending at its full stop, and no line is cut with '…'."""
+    out = cli("run", "--help", cwd=tmp_path)
+    assert out.returncode == 0 and "…" not in out.stdout
+    text = " ".join(out.stdout.split())  # the wrapped lines joined back
+    assert ("tpc_baseline The TPC baseline of Maevskiy et al. (2021) as Malchenko et al. 2022 (TPC fast simulation) "
+            "§4.3.3 trains it: WGAN-GP, latent 32, ") in text
+    assert ("4000 epochs; its chi2 after 4000 epochs is 440 +- 27 (Malchenko et al. 2022 Table 1, 20,000 MPD "
+            "events). tpc_cpu The TPC baseline's") in text
+    # the wrapped lines stay within the width, continuation lines under the description's start
+    lines = out.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("    tpc_baseline "))
+    assert lines[start + 1].startswith(" " * len("    tpc_baseline            ") + "fast simulation)")
+    assert max(len(line) for line in lines[start:start + 7]) <= 100
+
+
 @pytest.mark.parametrize("override, message", [
     ("model.latent_dim=-3", "error: invalid value model.latent_dim=-3: must be an integer >= 1"),
     ("model.critic_steps=0", "error: invalid value model.critic_steps=0: must be an integer >= 1"),

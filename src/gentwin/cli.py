@@ -184,13 +184,41 @@ def config_groups(root: Path = CONFIGS) -> dict[str, list[str]]:
     return groups
 
 
+_ABBREVIATIONS = ("al.", "e.g.", "i.e.", "cf.", "eq.", "eqs.", "Fig.", "vs.", "etc.")
+
+
+def first_sentence(text: str) -> str:
+    """``text`` up to its first full stop that ends a sentence (one followed by a capital letter and not
+    after an abbreviation such as "et al."), whole: however long, never cut inside."""
+    words = text.split()
+    for i, word in enumerate(words[:-1]):
+        if word.endswith(".") and words[i + 1][:1].isupper() and not word.endswith(_ABBREVIATIONS):
+            return " ".join(words[:i + 1])
+    return " ".join(words)
+
+
 def first_comment(path: Path) -> str:
-    """The first comment line of a config file (its one-line description), without ``#``."""
+    """The description of a config file: the first sentence of its leading comment, without ``#``.
+    The comment may run over several lines; an indented example line (``#   run ...``) ends it."""
+    lines = []
     for line in path.read_text().splitlines():
-        text = line.strip()
-        if text.startswith("#") and not text.startswith("# @package"):
-            return text.lstrip("#").strip()
-    return ""
+        if not line.startswith("#") or line.startswith("#   "):
+            if lines:
+                break
+            continue
+        if not line.startswith("# @package"):
+            lines.append(line.lstrip("#").strip())
+    # a sentence that leads into an example ("..., e.g." or "...:") ends before it
+    return first_sentence(" ".join(lines)).removesuffix("e.g.").rstrip(" ,:")
+
+
+def _wrapped(head: str, text: str, width: int = 100) -> list[str]:
+    """``head`` followed by ``text`` wrapped to ``width`` columns, continuation lines under its start:
+    a long description is shown whole rather than cut."""
+    import textwrap
+
+    return textwrap.wrap(text, width, initial_indent=head, subsequent_indent=" " * len(head),
+                         break_long_words=False, break_on_hyphens=False) or [head.rstrip()]
 
 
 def top_level_keys(path: Path = CONFIGS / "run.yaml") -> list[tuple[str, str, str]]:
@@ -216,14 +244,13 @@ def help_text() -> str:
              "Usage: run [group=option ...] [key=value ...]     run -m key=a,b,c ...  (a sweep)", "",
              "Top-level keys (key=value):",
              "  resume=<run folder>  continue an interrupted run from its checkpoints/last.ckpt, in its folder",
-             *(f"  {k}={v}  {d}" for k, v, d in top_level_keys()), "",
-             "Config groups (group=option), each option with the first line of its file's description:"]
+             *(line for k, v, d in top_level_keys() for line in _wrapped(f"  {k}={v}  ", d)), "",
+             "Config groups (group=option), each option with the first sentence of its file's description:"]
     for group, options in config_groups().items():
         lines.append(f"  {group}")
         width = max(len(o) for o in options)
         for o in options:
-            text = first_comment(CONFIGS / group / f"{o}.yaml")
-            lines.append(f"    {o:{width}s}  {text if len(text) <= 90 else text[:89] + '…'}".rstrip())
+            lines += _wrapped(f"    {o:{width}s}  ", first_comment(CONFIGS / group / f"{o}.yaml"))
     lines += ["", "Specialisations, applied by themselves and printed at a run's start (configs/specialise/",
               "<dataset>_<family>.yaml; a model names its family in its defaults; ~specialise: off):",
               *config.specialisation_help()]

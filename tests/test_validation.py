@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import cli, compose
+from conftest import TINY, cli, compose
 from gentwin.config import validate
 
 NO_GPU = not torch.cuda.is_available() and not torch.backends.mps.is_available()
@@ -70,3 +70,13 @@ def test_an_invalid_value_gets_one_line_before_any_folder_is_made(files, args, n
 ])
 def test_the_values_lightning_accepts_stay_valid(override):
     validate(compose([override]))
+
+
+def test_a_misspelt_monitor_under_a_valid_entry_gets_one_line_naming_the_values_and_leaves_no_folder(tmp_path):
+    # Its entry (multivariate) exists: the keys under it are known at the first validation only.
+    out = cli("run", *TINY, "metric.monitor=multivariate/energi", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-3000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: invalid value metric.monitor=multivariate/energi: ")
+    assert "multivariate/energy, multivariate/sliced_w1" in lines[0]
+    assert not (tmp_path / "outputs").exists()

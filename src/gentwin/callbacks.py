@@ -10,6 +10,8 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from gentwin.config import EVALUATOR_KEYS
+from gentwin.errors import ConfigError
 from gentwin.evaluate import evaluate
 from gentwin.plots import stamp
 
@@ -61,6 +63,11 @@ class Evaluator(L.Callback):
         self.validations += 1
         metrics, figs, _ = evaluate(pl_module, trainer.datamodule, self.entries, figures=figures)
         self.last = metrics
+        if self.monitor is not None and self.monitor not in metrics and set(metrics) - set(EVALUATOR_KEYS):
+            # The entries ran, and a key under one of them is misspelt (config.validate checked the entry):
+            # one line naming the values there are, instead of Lightning's checkpoint callback's traceback.
+            raise ConfigError(f"invalid value metric.monitor={self.monitor}: not a value this run's metrics log; "
+                              f"they are {', '.join(sorted(metrics))}")
         logged = {f"val/{k}": v for k, v in metrics.items()}
         if self.smooth > 1 and self.monitor in metrics:
             self.window = [*self.window, float(metrics[self.monitor])][-self.smooth:]

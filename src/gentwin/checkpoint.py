@@ -73,11 +73,12 @@ def safe_instantiate(node, path: str | Path, what: str, **kwargs):
     return instantiate(node, **kwargs)
 
 
-def read_checkpoint(path: str | Path) -> dict:
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict:
     """The checkpoint dict of ``path``, checked to be a gentwin checkpoint.
 
     Loaded with ``weights_only=True``: a checkpoint holds tensors and plain containers only, and an
-    arbitrary pickle is refused rather than executed.
+    arbitrary pickle is refused rather than executed. ``mmap=True`` leaves the tensors on disk (a
+    quick check of a large file).
 
     Raises:
         CheckpointError: naming the file and what is wrong with it.
@@ -86,7 +87,7 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception:  # torch.load on an arbitrary file raises KeyError, UnpicklingError, EOFError, ...
         raise CheckpointError(f"{path}: not a gentwin checkpoint (torch.load cannot read it as a checkpoint "
                               f"of tensors and plain values)") from None

@@ -292,7 +292,12 @@ def _explain(e: BaseException, overrides: list[str]) -> tuple[str, int] | None:
     import re
 
     import yaml
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+        SearchPathException,
+    )
 
     for err in (e, e.__cause__, e.__context__):
         if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
@@ -308,6 +313,8 @@ def _explain(e: BaseException, overrides: list[str]) -> tuple[str, int] | None:
             return f"{key} is not a key of the config{close}{new_key}", EXIT_CONFIG
     if isinstance(e, ConfigCompositionException | MissingConfigException):  # Hydra's text lists the options
         return " ".join(text.split("Config search path")[0].replace("In 'run': ", "").split()), EXIT_CONFIG
+    if isinstance(e, SearchPathException):  # "Additional config directory '<path>' not found"
+        return f"--config-dir: {text} (it must name an existing folder of config files)", EXIT_CONFIG
     if isinstance(e, OverrideParseException):
         return f"cannot parse the override: {text.splitlines()[0]} (syntax: key=value, group=option)", EXIT_CONFIG
     if isinstance(e, GentwinError):  # a sweep job failed (each job's folder has error.txt)

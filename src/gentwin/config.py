@@ -123,6 +123,28 @@ def _open01():
     return (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1), "a number in (0, 1)"
 
 
+def _seed(v) -> bool:  # Lightning's seed_everything and numpy's generators take 0 <= seed < 2**32
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32
+
+
+def _duration(v) -> bool:
+    """Lightning's ``max_time`` string, "DD:HH:MM:SS" as its Timer parses it, longer than zero."""
+    import re
+
+    m = re.fullmatch(r"(\d+):(\d\d):(\d\d):(\d\d)", v.strip()) if isinstance(v, str) else None
+    return m is not None and any(int(g) for g in m.groups())
+
+
+def _devices(v) -> bool:
+    if isinstance(v, list):
+        return len(v) > 0 and len(set(v)) == len(v) and all(_int(0)[0](d) for d in v)
+    return v == "auto" or (_int(-1)[0](v) and v != 0)
+
+
+def _batches(v) -> bool:  # Lightning: an int counts batches, a float is a fraction of them
+    return _int(1)[0](v) or (isinstance(v, float) and 0 < v <= 1)
+
+
 def _betas(v) -> bool:
     return len(v) == 2 and all(isinstance(b, int | float) and not isinstance(b, bool) and 0 <= b < 1 for b in v)
 
@@ -151,8 +173,16 @@ RULES = {
     "val_fraction": _open01(),
     "hidden": ((lambda v: all(isinstance(h, int) and h >= 1 for h in v)), "a list of integers >= 1"),
     "hidden_features": ((lambda v: all(isinstance(h, int) and h >= 1 for h in v)), "a list of integers >= 1"),
+    "seed": (_seed, "an integer in [0, 4294967295]"),
+    "max_steps": ((lambda v: _int(-1)[0](v) and v != 0), "an integer >= 1, or -1 (no limit)"),
+    "max_time": (_duration, 'a duration "DD:HH:MM:SS" longer than 0 (e.g. 00:02:30:00), or null'),
+    "devices": (_devices, "an integer >= 1, -1 (all), auto, or a list of device indices such as [0,1]"),
+    "limit_train_batches": (_batches, "an integer >= 1 (batches), a fraction in (0, 1], or null (all)"),
+    "mode": ((lambda v: v in ("min", "max")), "min or max"),
+    "final_checkpoint": ((lambda v: v in ("best", "last")), "best or last"),
 }
-NULLABLE = {"critic_lr", "threads", "n", "ema", "check_val_every_n_epoch", "finite_check", "precision"}
+NULLABLE = {"critic_lr", "threads", "n", "ema", "check_val_every_n_epoch", "finite_check", "precision", "max_time",
+            "limit_train_batches"}
 SKIP = {"hydra"}
 
 
@@ -206,6 +236,64 @@ def validate(cfg: DictConfig) -> None:
                 f"invalid value dataset.batch_size={data.batch_size}: with {per_step} batch(es) per step it "
                 f"needs {need} training samples, the dataset has {n_train} (dataset.n={data.n})"
             )
+    _check_monitor(cfg)
+    _check_accelerator(cfg)
+    _check_checkpoint(cfg)
+
+
+#: What ``gentwin.evaluate`` logs beside the metric entries' ``<entry>`` and ``<entry>/<key>`` values.
+EVALUATOR_KEYS = ("nll", "finite_fraction", "samples_per_second")
+
+
+def _check_monitor(cfg: DictConfig) -> None:
+    """``metric.monitor`` must be a value the metric group's entries log, or Lightning stops the run at
+    its first validation. The keys under an entry depend on the dataset; its name is known now."""
+    metric = cfg.get("metric")
+    if metric is None or metric.get("monitor") is None or metric.get("entries") is None:
+        return
+    entries = [str(k) for k in metric.entries]
+    if str(metric.monitor).split("/")[0] in [*entries, *EVALUATOR_KEYS]:
+        return
+    group = OmegaConf.select(cfg, "hydra.runtime.choices.metric")
+    if group is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        group = HydraConfig.get().runtime.choices.get("metric") if HydraConfig.initialized() else None
+    raise ConfigError(
+        f"invalid value metric.monitor={metric.monitor}: must be a value logged by metric={group}: "
+        f"{', '.join(f'{e}/<key>' for e in entries)} (the keys depend on the dataset; TensorBoard's val/ tab "
+        f"lists them), or {', '.join(EVALUATOR_KEYS)}"
+    )
+
+
+def _check_accelerator(cfg: DictConfig) -> None:
+    """A GPU accelerator needs a device this machine has (else Lightning raises while building the Trainer)."""
+    accelerator = OmegaConf.select(cfg, "trainer.accelerator")
+    if accelerator not in ("gpu", "cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available() and not (accelerator == "gpu" and torch.backends.mps.is_available()):
+        raise ConfigError(f"invalid value trainer.accelerator={accelerator}: no CUDA device is available on this "
+                          f"machine (torch.cuda.is_available() is False); use trainer=cpu")
+
+
+def _check_checkpoint(cfg: DictConfig) -> None:
+    """``ckpt_path`` must be a checkpoint ``run`` wrote, read without running code (``weights_only``)."""
+    path = cfg.get("ckpt_path")
+    if path is None:
+        return
+    from gentwin.checkpoint import read_checkpoint
+    from gentwin.errors import CheckpointError
+
+    try:
+        ckpt = read_checkpoint(path, mmap=True)  # mmap: the tensors stay on disk
+    except CheckpointError as e:
+        why = str(e).removeprefix(f"{Path(path)}: ")
+        raise ConfigError(f"invalid value ckpt_path={path}: {why}; must be a run's checkpoints/last.ckpt") from None
+    if "global_step" not in ckpt:
+        raise ConfigError(f"invalid value ckpt_path={path}: a gentwin checkpoint without its training state "
+                          f"(global_step); must be a run's checkpoints/last.ckpt")
 
 
 def safe_name(value) -> str:

@@ -126,6 +126,67 @@ def test_resume_loads_no_pickle_and_deletes_no_file_named_by_the_checkpoint(tmp_
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("added, refused", [
+    # Hydra instantiates its callbacks before any check of the run: the file must not reach them.
+    (["+hydra.callbacks.p._target_=numpy.savetxt", "+hydra.callbacks.p.fname={marker}", "+hydra.callbacks.p.X=[1]"],
+     "'+hydra.callbacks.p._target_=numpy.savetxt' sets Hydra's own config"),
+    (["+hydra.job_logging.handlers.h.class=logging.FileHandler", "+hydra.job_logging.handlers.h.filename={marker}"],
+     "sets Hydra's own config"),
+    (["+model@hydra.callbacks.m=nice"], "sets Hydra's own config"),
+    # A node the model builds recursively, as it is built with the model.
+    (["+model.p._target_=numpy.savetxt", "+model.p.fname={marker}", "+model.p.X=[1]"],
+     "its overrides set model.p._target_='numpy.savetxt', which is not a class or function"),
+])
+def test_a_resume_builds_nothing_its_folders_overrides_add(tmp_path, trained, added, refused):
+    import shutil
+
+    run, marker = tmp_path / "run", tmp_path / "written_by_the_folder.txt"
+    shutil.copytree(trained, run)
+    overrides = run / ".hydra/overrides.yaml"
+    overrides.write_text(overrides.read_text() + "".join(f"- {a.format(marker=marker)!r}\n" for a in added))
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    out = cli("run", f"resume={run}", "trainer.max_epochs=3", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-3000:]
+    line = one_error_line(out)
+    assert f"cannot resume {run}: {overrides}: refused: " in line and refused in line
+    assert not marker.exists()
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{seed: 1}", "not a list of override strings"),
+    ("- [1, 2]\n", "not a list of override strings"),
+    ("- seed=1\n- 'seed='\n- ']]'\n", "']]' is not an override"),
+    ("- seed=1,2\n", "'seed=1,2' is a sweep"),
+    ("- [unclosed\n", "not a YAML list of overrides"),
+])
+def test_a_resume_reads_overrides_yaml_strictly(tmp_path, trained, text, message):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    (run / ".hydra/overrides.yaml").write_text(text)
+    out = cli("run", f"resume={run}", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert message in one_error_line(out)
+
+
+def test_a_checkpoint_config_resolves_without_making_folders(tmp_path, trained):
+    made = tmp_path / "made" / "by" / "the checkpoint"
+    ckpt = torch.load(trained / "checkpoints/best.ckpt", weights_only=True)
+    ckpt["gentwin"]["model"]["generator"]["db"] = f"${{gentwin_sqlite:{made}/x.db}}"
+    ckpt["gentwin"]["dataset"]["db"] = f"${{gentwin_sqlite:{made}/y.db}}"
+    evil = tmp_path / "run" / "checkpoints" / "evil.ckpt"
+    evil.parent.mkdir(parents=True)
+    torch.save(ckpt, evil)
+    for args in (("sample", str(evil), "n=5", f"out={tmp_path / 's.npz'}"), ("export-model", str(evil)),
+                 ("evaluate", str(evil))):
+        out = cli(*args, cwd=tmp_path)
+        assert out.returncode != 0, args
+        assert not (tmp_path / "made").exists(), args
+
+
 # -- 4. folder names from values --------------------------------------------------------------------
 def test_names_and_sweep_values_with_path_separators_stay_inside_outputs(tmp_path):
     work = tmp_path / "a" / "b"

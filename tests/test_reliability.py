@@ -277,6 +277,35 @@ def test_a_run_killed_at_a_random_step_and_resumed_ends_bit_identical(tmp_path):
     assert (part / "metrics.json").read_bytes() == before
 
 
+def test_a_resume_refuses_changes_of_what_the_checkpoint_restores_and_records_what_it_takes(tmp_path, trained):
+    import shutil
+
+    import yaml
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    record = run / ".hydra/overrides.yaml"
+    before = record.read_bytes()
+    lr = yaml.safe_load((run / ".hydra/config.yaml").read_text())["optimizer"]["lr"]
+    for change, key in ((["optimizer.lr=1e6"], f"optimizer.lr, which the checkpoint restores (the run has "
+                                               f"optimizer.lr={lr})"),
+                        (["model.latent_dim=64"], "model.latent_dim,"),  # another shape: a traceback before
+                        (["seed=2"], "seed,"), (["dataset.n=500"], "dataset.n,"), (["model=vae"], "model."),
+                        (["+trainer.gradient_clip_val=1"], "trainer.gradient_clip_val, which the checkpoint")):
+        out = cli("run", f"resume={run}", "trainer.max_epochs=3", *change, cwd=tmp_path)
+        assert out.returncode == 2, out.stderr[-3000:]
+        assert f"cannot resume {run}: {change[0]} would change {key}" in one_error_line(out)
+        assert record.read_bytes() == before
+    # What extends the run is taken and recorded as given; Hydra's own settings are not recorded (as Hydra does).
+    out = cli("run", f"resume={run}", "trainer.max_epochs=3", "threads=1", f"optimizer.lr={lr}",
+              "hydra.job.chdir=false", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    old = yaml.safe_load(before)
+    kept = [o for o in old if o.split("=")[0] not in ("trainer.max_epochs", "threads", "optimizer.lr")]
+    assert yaml.safe_load(record.read_text()) == [*kept, "trainer.max_epochs=3", "threads=1", f"optimizer.lr={lr}"]
+    assert json.loads((run / "metrics.json").read_text())["metrics"]["epochs"] == 3
+
+
 # -- 7. one line for bad input --------------------------------------------------------------------
 @pytest.fixture
 def bad_files(tmp_path) -> Path:

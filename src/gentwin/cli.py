@@ -156,13 +156,12 @@ def _check_unchanged(before, old: list[str], added: list[str], config_dir: str |
     changed = sorted(k for k in a.keys() | b.keys() if k not in RESUME_MAY_CHANGE and a.get(k, ...) != b.get(k, ...))
     if not changed:
         return
-    try:
-        parsed = OverridesParser.create().parse_overrides(added)
-    except Exception:
-        parsed = []
-    key = changed[0]
-    cause = next((o.input_line for o in parsed if not _is_hydra(o) and (key + ".").startswith(
-        o.key_or_group.replace("/", ".") + ".")), f"{key}={b.get(key, '(removed)')}")
+    # Named: the first override that changes a value under its own key (``model=vae`` changes
+    # model.*), else the first value changed (``experiment=...`` sets keys anywhere).
+    own = [o for o in OverridesParser.create().parse_overrides(added) if not _is_hydra(o)]
+    causes = [(o.input_line, k) for o in own for k in changed
+              if (k + ".").startswith(o.key_or_group.replace("/", ".") + ".")]
+    cause, key = causes[0] if causes else (" ".join(o.input_line for o in own), changed[0])
     had = f"{key}={a[key]}" if key in a else f"no {key}"
     raise ConfigError(f"{cause} would change {key}, which the checkpoint restores (the run has {had}); a resume "
                       f"may change only {', '.join(RESUME_MAY_CHANGE)}: start a new run for other values")

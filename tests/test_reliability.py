@@ -96,6 +96,14 @@ def test_targets_of_checkpoints_are_those_of_the_package_configs():
     assert not any(t.startswith(("torch.", "lightning.", "numpy.", "os.", "builtins.")) for t in allowed)
     check_targets({"_target_": "gentwin.models.gan.GAN", "loss": {"_target_": "gentwin.losses.adversarial.BCE"}},
                   "x.ckpt", "model")
+    # A resumed run's config: every _target_, and the classes of Hydra's logging configs (dictConfig calls them).
+    from gentwin.checkpoint import config_targets, named_targets
+
+    assert {"torch.optim.Adam", "lightning.Trainer", "gentwin.config.ValidateFirst"} <= config_targets()
+    assert list(named_targets({"model": {"class": "a", "p": [{"_target_": "b"}]}, "hydra": {"job_logging": {
+        "handlers": {"h": {"class": "c", "()": "d"}}}, "callbacks": {"class": "e"}}})) == [
+        ("model.p[0]._target_", "b"), ("hydra.job_logging.handlers.h.class", "c"),
+        ("hydra.job_logging.handlers.h.()", "d")]
     for bad in ({"_target_": "os.system", "_args_": ["echo"]}, {"a": [{"_target_": "builtins.eval"}]},
                 {"_target_": "gentwin.domains.leaves.io.to_geojson"}):
         with pytest.raises(CheckpointError, match="x.ckpt: refused"):

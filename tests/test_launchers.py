@@ -99,7 +99,8 @@ def test_resolvers_of_the_presets(tmp_path):
                             "d": "${gentwin_direction:${mode}}", "g": "${gentwin_gpus_per_job:gpu,2}",
                             "c": "${gentwin_gpus_per_job:cpu,2}"})
     assert cfg.d == "maximize" and cfg.g == 2 and cfg.c == 0
-    assert cfg.db == f"sqlite:///{tmp_path}/a/b/s.db" and (tmp_path / "a" / "b").is_dir()
+    # No folder made: a checkpoint's config is resolved too (the sweeper makes it when it opens the study).
+    assert cfg.db == f"sqlite:///{tmp_path}/a/b/s.db" and not (tmp_path / "a").exists()
 
 
 # -- launchers, end to end --------------------------------------------------------------------------
@@ -149,8 +150,9 @@ def test_optuna_study_is_stored_and_resumed(tmp_path):
     for _ in range(2):
         out = cli(*args, cwd=tmp_path)  # in this process: the basic launcher runs the trials here
         assert out.returncode == 0, out.stderr[-3000:]
-    assert "Best of study 'toy' (4 complete): trial" in out.stdout
-    study = optuna.load_study(study_name="toy", storage=storage)
+    name = "toy [max_epochs=1 max_steps=-1 max_time=null dataset.n=256]"  # keyed by the trials' budget (TINY)
+    assert f"Best of study '{name}' (4 complete): trial" in out.stdout
+    study = optuna.load_study(study_name=name, storage=storage)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == 4 and study.direction == optuna.study.StudyDirection.MINIMIZE  # metric.mode: min
     assert all(t.params["model.flow.transforms"] in (1, 2, 3) for t in done)

@@ -96,6 +96,14 @@ def test_targets_of_checkpoints_are_those_of_the_package_configs():
     assert not any(t.startswith(("torch.", "lightning.", "numpy.", "os.", "builtins.")) for t in allowed)
     check_targets({"_target_": "gentwin.models.gan.GAN", "loss": {"_target_": "gentwin.losses.adversarial.BCE"}},
                   "x.ckpt", "model")
+    # A resumed run's config: every _target_, and the classes of Hydra's logging configs (dictConfig calls them).
+    from gentwin.checkpoint import config_targets, named_targets
+
+    assert {"torch.optim.Adam", "lightning.Trainer", "gentwin.config.ValidateFirst"} <= config_targets()
+    assert list(named_targets({"model": {"class": "a", "p": [{"_target_": "b"}]}, "hydra": {"job_logging": {
+        "handlers": {"h": {"class": "c", "()": "d"}}}, "callbacks": {"class": "e"}}})) == [
+        ("model.p[0]._target_", "b"), ("hydra.job_logging.handlers.h.class", "c"),
+        ("hydra.job_logging.handlers.h.()", "d")]
     for bad in ({"_target_": "os.system", "_args_": ["echo"]}, {"a": [{"_target_": "builtins.eval"}]},
                 {"_target_": "gentwin.domains.leaves.io.to_geojson"}):
         with pytest.raises(CheckpointError, match="x.ckpt: refused"):
@@ -124,6 +132,66 @@ def test_resume_loads_no_pickle_and_deletes_no_file_named_by_the_checkpoint(tmp_
     out = cli("run", f"resume={run}", "trainer.max_epochs=4", cwd=tmp_path)
     assert out.returncode == 2 and "cannot resume" in one_error_line(out)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("added, refused", [
+    # Hydra instantiates its callbacks before any check of the run: the file must not reach them.
+    (["+hydra.callbacks.p._target_=numpy.savetxt", "+hydra.callbacks.p.fname={marker}", "+hydra.callbacks.p.X=[1]"],
+     "'+hydra.callbacks.p._target_=numpy.savetxt' sets Hydra's own config"),
+    (["+hydra.job_logging.handlers.h.class=logging.FileHandler", "+hydra.job_logging.handlers.h.filename={marker}"],
+     "sets Hydra's own config"),
+    (["+model@hydra.callbacks.m=nice"], "sets Hydra's own config"),
+    # A node the model builds recursively, as it is built with the model.
+    (["+model.p._target_=numpy.savetxt", "+model.p.fname={marker}", "+model.p.X=[1]"],
+     "its overrides set model.p._target_='numpy.savetxt', which is not a class or function"),
+])
+def test_a_resume_builds_nothing_its_folders_overrides_add(tmp_path, trained, added, refused):
+    import shutil
+
+    run, marker = tmp_path / "run", tmp_path / "written_by_the_folder.txt"
+    shutil.copytree(trained, run)
+    overrides = run / ".hydra/overrides.yaml"
+    overrides.write_text(overrides.read_text() + "".join(f"- {a.format(marker=marker)!r}\n" for a in added))
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    out = cli("run", f"resume={run}", "trainer.max_epochs=3", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-3000:]
+    line = one_error_line(out)
+    assert f"cannot resume {run}: {overrides}: refused: " in line and refused in line
+    assert not marker.exists()
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{seed: 1}", "not a list of override strings"),
+    ("- [1, 2]\n", "not a list of override strings"),
+    ("- seed=1\n- 'seed='\n- ']]'\n", "']]' is not an override"),
+    ("- seed=1,2\n", "'seed=1,2' is a sweep"),
+    ("- [unclosed\n", "not a YAML list of overrides"),
+])
+def test_a_resume_reads_overrides_yaml_strictly(tmp_path, trained, text, message):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    (run / ".hydra/overrides.yaml").write_text(text)
+    out = cli("run", f"resume={run}", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert message in one_error_line(out)
+
+
+@pytest.mark.parametrize("command", ["sample", "export-model", "evaluate"])
+def test_a_checkpoint_config_resolves_without_making_folders(tmp_path, trained, command):
+    made = tmp_path / "made" / "by" / "the checkpoint"
+    ckpt = torch.load(trained / "checkpoints/best.ckpt", weights_only=True)
+    ckpt["gentwin"]["model"]["generator"]["db"] = f"${{gentwin_sqlite:{made}/x.db}}"
+    ckpt["gentwin"]["dataset"]["db"] = f"${{gentwin_sqlite:{made}/y.db}}"
+    evil = tmp_path / "run" / "checkpoints" / "evil.ckpt"
+    evil.parent.mkdir(parents=True)
+    torch.save(ckpt, evil)
+    out = cli(command, str(evil), *(["n=5", f"out={tmp_path / 's.npz'}"] if command == "sample" else []), cwd=tmp_path)
+    assert out.returncode != 0
+    assert not (tmp_path / "made").exists()
 
 
 # -- 4. folder names from values --------------------------------------------------------------------
@@ -214,6 +282,35 @@ def test_a_run_killed_at_a_random_step_and_resumed_ends_bit_identical(tmp_path):
     again = cli("run", f"resume={part}", cwd=tmp_path)  # a finished run: nothing to do, nothing rewritten
     assert again.returncode == 0 and "had already finished" in again.stdout
     assert (part / "metrics.json").read_bytes() == before
+
+
+def test_a_resume_refuses_changes_of_what_the_checkpoint_restores_and_records_what_it_takes(tmp_path, trained):
+    import shutil
+
+    import yaml
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    record = run / ".hydra/overrides.yaml"
+    before = record.read_bytes()
+    lr = yaml.safe_load((run / ".hydra/config.yaml").read_text())["optimizer"]["lr"]
+    for change, key in ((["optimizer.lr=1e6"], f"optimizer.lr, which the checkpoint restores (the run has "
+                                               f"optimizer.lr={lr})"),
+                        (["model.latent_dim=64"], "model.latent_dim,"),  # another shape: a traceback before
+                        (["seed=2"], "seed,"), (["dataset.n=500"], "dataset.n,"), (["model=vae"], "model."),
+                        (["+trainer.gradient_clip_val=1"], "trainer.gradient_clip_val, which the checkpoint")):
+        out = cli("run", f"resume={run}", "trainer.max_epochs=3", *change, cwd=tmp_path)
+        assert out.returncode == 2, out.stderr[-3000:]
+        assert f"cannot resume {run}: {change[0]} would change {key}" in one_error_line(out)
+        assert record.read_bytes() == before
+    # What extends the run is taken and recorded as given; Hydra's own settings are not recorded (as Hydra does).
+    out = cli("run", f"resume={run}", "trainer.max_epochs=3", "threads=1", f"optimizer.lr={lr}",
+              "hydra.job.chdir=false", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    old = yaml.safe_load(before)
+    kept = [o for o in old if o.split("=")[0] not in ("trainer.max_epochs", "threads", "optimizer.lr")]
+    assert yaml.safe_load(record.read_text()) == [*kept, "trainer.max_epochs=3", "threads=1", f"optimizer.lr={lr}"]
+    assert json.loads((run / "metrics.json").read_text())["metrics"]["epochs"] == 3
 
 
 # -- 7. one line for bad input --------------------------------------------------------------------

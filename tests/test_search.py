@@ -172,3 +172,60 @@ def test_the_search_preset_composes_on_the_plugin(tmp_path, monkeypatch):
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed is None
     assert sweeper.direction == "maximize" and sweeper.n_jobs == 3 and sweeper.max_failure_rate == 1.0
     assert OmegaConf.select(cfg, "hydra.sweeper.study_name") == "wgan_gp_moons"
+
+
+def test_a_sweep_marks_failed_the_running_trials_of_a_killed_sweep(tmp_path):
+    import contextlib
+    import os
+    import signal
+    import socket
+    import time
+
+    launched = tmp_path / "launched"
+
+    def hang(jobs, initial_job_idx):
+        launched.touch()
+        time.sleep(120)
+
+    pid = os.fork()
+    if pid == 0:  # a sweep killed with kill -9 while its trials run: it cannot tell them
+        try:
+            search(tmp_path, n_trials=2, n_jobs=2).run(SPACE, hang, tmp_path)
+        finally:
+            os._exit(1)
+    try:
+        while not launched.exists():
+            assert os.waitpid(pid, os.WNOHANG) == (0, 0), "the forked sweep ended before it launched"
+            time.sleep(0.05)
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):  # (already reaped if it ended)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    study = load(tmp_path)
+    assert [t.state for t in study.trials] == [TrialState.RUNNING] * 2
+    assert [t.user_attrs["pid"] for t in study.trials] == [pid] * 2
+    live, elsewhere = study.ask(), study.ask()  # a live sweep's trial, and one of another machine: left alone
+    live.set_user_attr("pid", os.getppid())
+    live.set_user_attr("host", socket.gethostname())
+    elsewhere.set_user_attr("pid", pid)
+    elsewhere.set_user_attr("host", socket.gethostname() + ".elsewhere")
+
+    search(tmp_path, n_trials=1).run(SPACE, FakeLauncher(quadratic), tmp_path)
+    assert [t.state for t in load(tmp_path).trials] == [TrialState.FAIL] * 2 + [TrialState.RUNNING] * 2 + [
+        TrialState.COMPLETE]
+
+
+def test_a_study_is_keyed_by_the_budget_of_its_trials(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna' / 'studies.db'}"  # its folder is made when the study opens
+    budget = {"trainer.max_epochs": 5, "trainer.max_steps": -1, "trainer.max_time": None, "dataset.n": 400}
+    for extra in ([], ["trainer.max_epochs=9"], ["+trainer.max_time=00:00:01:00"], [],
+                  ["trainer.max_epochs=choice(5, 9)"]):
+        search(tmp_path, n_trials=2, storage=storage, budget=budget).run([*SPACE, *extra], FakeLauncher(quadratic),
+                                                                         tmp_path)
+    counts = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage)}
+    assert counts == {"q [max_epochs=5 max_steps=-1 max_time=null dataset.n=400]": 4,
+                      "q [max_epochs=9 max_steps=-1 max_time=null dataset.n=400]": 2,
+                      "q [max_epochs=5 max_steps=-1 max_time=00:00:01:00 dataset.n=400]": 2,
+                      "q [max_epochs=searched max_steps=-1 max_time=null dataset.n=400]": 2}
+    result = yaml.safe_load((tmp_path / RESULTS).read_text())
+    assert result["study_name"] == "q [max_epochs=searched max_steps=-1 max_time=null dataset.n=400]"

@@ -42,16 +42,39 @@ def allowed_targets(configs: Path = CONFIGS) -> frozenset[str]:
     return frozenset(t for t in found if t.startswith(OWN_PREFIXES) and not t.startswith("gentwin.config."))
 
 
+@functools.cache
+def config_targets(configs: Path = CONFIGS) -> frozenset[str]:
+    """Every ``_target_`` that any of gentwin's own config files names (optimizers, the trainer, the
+    logger and Hydra callbacks included): what a resumed run's config may build (``cli._resume_args``)."""
+    found = set()
+    for f in sorted(Path(configs).rglob("*.yaml")):
+        found.update(_targets(OmegaConf.to_container(OmegaConf.load(f), resolve=False)))
+    return frozenset(t for t in found if isinstance(t, str))
+
+
 def _targets(node):
+    yield from (target for _, target in named_targets(node))
+
+
+#: Keys with which Python's logging configuration (Hydra's ``hydra.job_logging``, ``hydra.hydra_logging``)
+#: names a class or factory to call.
+LOGGING_CALLABLES = ("()", "class")
+
+
+def named_targets(node, key: str = ""):
+    """``(dotted key, value)`` of every ``_target_`` in config ``node`` (plain containers), and of every
+    ``()`` and ``class`` under ``hydra``'s logging configs, where ``logging.config.dictConfig`` calls them."""
+    logging_config = key.startswith(("hydra.job_logging", "hydra.hydra_logging"))
     if isinstance(node, dict):
         for k, v in node.items():
-            if k == "_target_":
-                yield v
+            path = f"{key}.{k}" if key else str(k)
+            if k == "_target_" or (logging_config and k in LOGGING_CALLABLES):
+                yield path, v
             else:
-                yield from _targets(v)
+                yield from named_targets(v, path)
     elif isinstance(node, list):
-        for v in node:
-            yield from _targets(v)
+        for i, v in enumerate(node):
+            yield from named_targets(v, f"{key}[{i}]")
 
 
 def check_targets(node, path: str | Path, what: str) -> None:

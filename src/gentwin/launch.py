@@ -196,10 +196,9 @@ def _direction(mode: str) -> str:
 
 
 def _sqlite(path: str) -> str:
-    """``sqlite:///<absolute path>``, its folder made (sqlite makes the file, not the folder)."""
-    p = Path(path).expanduser().resolve()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{p}"
+    """``sqlite:///<absolute path>``. It makes no folder: resolving a config must not write anything (a
+    checkpoint's config is resolved too); the sweeper makes the folder when it opens the study."""
+    return f"sqlite:///{Path(path).expanduser().resolve()}"
 
 
 for _name, _fn in (("gentwin_jobs", _jobs), ("gentwin_gpus_per_job", _gpus_per_job),

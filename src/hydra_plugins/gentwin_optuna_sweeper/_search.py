@@ -12,7 +12,12 @@ A plain value (``model=nice``) is a fixed override, passed to every trial.
 
 Each batch of ``n_jobs`` trials is asked from the study, launched together and told back: the value
 a job returns, or ``FAIL`` when the job raised or returned no number (``None``, NaN). The trials
-keep their overrides, run folder and error as user attributes.
+keep their overrides, run folder and error as user attributes, and the process that asked them (``pid``,
+``host``): a sweep killed before it could tell its trials (kill -9) leaves them RUNNING, and the next sweep
+on the study marks them FAIL once that process is gone.
+
+A stored study is keyed by its name and the budget its trials share (``BUDGET``: epochs, steps, time
+and ``dataset.n``), so trials trained for different budgets never compete for the best one.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +51,8 @@ log = logging.getLogger(__name__)
 
 Launch = Callable[[Sequence[Sequence[str]], int], Sequence[JobReturn]]
 RESULTS = "optimization_results.yaml"
+#: Config values that set a trial's budget; a study holds trials of one budget only (``study_key``).
+BUDGET = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "dataset.n")
 
 
 def to_distribution(override: Override) -> BaseDistribution | None:
@@ -98,6 +106,63 @@ def check_space(study: optuna.Study, space: dict[str, BaseDistribution]) -> None
                              "search the new space under another hydra.sweeper.study_name") from None
 
 
+def study_key(name: str, space: Mapping[str, BaseDistribution], fixed: Mapping[str, str],
+              budget: Mapping[str, Any]) -> str:
+    """``name`` and the budget every trial of the sweep shares, e.g. ``wgan_gp_moons [max_epochs=9
+    max_steps=-1 max_time=null dataset.n=400]``: a key of ``budget`` (its value in the sweep's config)
+    takes its value from a fixed override of the sweep, or is ``searched`` when it is in the space."""
+    fixed = {k.lstrip("+~"): v for k, v in fixed.items()}
+    parts = []
+    for key, value in budget.items():
+        if key in space:
+            shown = "searched"
+        elif key in fixed:
+            shown = fixed[key].split("=", 1)[1]
+        else:
+            shown = override_string(key, value).split("=", 1)[1]
+        parts.append(f"{key.removeprefix('trainer.')}={shown}")
+    return f"{name} [{' '.join(parts)}]"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (``False`` for this process: its sweep starts now)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def fail_stale(study: optuna.Study) -> list[int]:
+    """Marks FAIL the study's RUNNING trials whose sweep process is gone (killed before it could tell
+    them); returns their numbers. Trials asked on another host, or by a process that still runs,
+    stay RUNNING: nothing here can tell whether they are over."""
+    host, stale = socket.gethostname(), []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = trial.user_attrs.get("pid")
+        if trial.user_attrs.get("host") == host and isinstance(pid, int) and not _alive(pid):
+            study.tell(trial.number, state=TrialState.FAIL)
+            stale.append(trial.number)
+    if stale:
+        log.warning(f"Trials {stale} of study {study.study_name!r} were left RUNNING by a sweep that ended "
+                    f"without telling them (killed?); marked FAIL")
+    return stale
+
+
+def _make_folder(storage: str | None) -> None:
+    """Makes the folder of a ``sqlite:///`` storage's file (sqlite makes the file, not its folder)."""
+    if storage and storage.startswith("sqlite:///"):
+        from sqlalchemy.engine import make_url
+
+        database = make_url(storage).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def override_string(key: str, value: Any) -> str:
     """``key=value`` as Hydra parses it back (``null``, ``true``; strings come encoded from the choices)."""
     text = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
@@ -142,13 +207,20 @@ class Search:
     n_trials: int
     n_jobs: int = 1
     max_failure_rate: float = 1.0
+    #: The sweep config's values of ``BUDGET``, which key the study with its name (``None``: the name alone).
+    budget: Mapping[str, Any] | None = None
 
     def run(self, expressions: Sequence[str], launch: Launch, sweep_dir: str | Path) -> list[JobReturn]:
         """Loads or creates the study, runs the trials, logs the best one and writes it to
         ``<sweep_dir>/optimization_results.yaml``. Returns the jobs' ``JobReturn``s."""
         space, fixed = parse_space(expressions)
-        study = optuna.create_study(study_name=self.study_name, storage=self.storage, sampler=self.sampler,
+        name = self.study_name
+        if name is not None and self.budget is not None:
+            name = study_key(name, space, fixed, self.budget)
+        _make_folder(self.storage)
+        study = optuna.create_study(study_name=name, storage=self.storage, sampler=self.sampler,
                                     direction=self.direction, load_if_exists=True)
+        fail_stale(study)
         log.info(f"Study {study.study_name!r} ({self.direction}, {type(study.sampler).__name__}) in "
                  f"{_shown_storage(self.storage) or 'memory'}: {len(study.trials)} trials before this sweep")
         log.info("Search space: " + ", ".join(f"{k}: {d}" for k, d in space.items()))
@@ -166,6 +238,8 @@ class Search:
             overrides = [[*(override_string(k, v) for k, v in t.params.items()), *fixed] for t in trials]
             for trial, job in zip(trials, overrides, strict=True):
                 trial.set_user_attr("overrides", job)
+                trial.set_user_attr("pid", os.getpid())  # fail_stale: whose trial it is
+                trial.set_user_attr("host", socket.gethostname())
             try:
                 batch = launch(overrides, len(returns))
             except BaseException:  # interrupted or unlaunchable: no trial stays RUNNING in the study

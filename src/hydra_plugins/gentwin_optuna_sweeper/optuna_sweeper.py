@@ -67,7 +67,9 @@ class OptunaSweeperConf:
     # "minimize" or "maximize" the value each job returns.
     direction: str = "minimize"
     # The study: its name and where it is stored (an SQLAlchemy URL such as sqlite:///path.db; null
-    # keeps it in memory). A stored study of that name is loaded and its new trials add to the old.
+    # keeps it in memory). A stored study of that name and the same budget (trainer.max_epochs,
+    # max_steps, max_time, dataset.n; stored as "<name> [max_epochs=...]") is loaded and its new
+    # trials add to the old; another budget starts a study of its own.
     study_name: str | None = None
     storage: str | None = None
     # Trials this sweep runs.
@@ -116,10 +118,13 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> list:
         """Runs the search over ``params`` and ``arguments``; returns the jobs' ``JobReturn``s."""
-        from ._search import Search
+        from omegaconf import OmegaConf
+
+        from ._search import BUDGET, Search
 
         search = Search(sampler=self.sampler, direction=self.direction, study_name=self.study_name,
                         storage=self.storage, n_trials=self.n_trials, n_jobs=self.n_jobs,
-                        max_failure_rate=self.max_failure_rate)
+                        max_failure_rate=self.max_failure_rate,
+                        budget={key: OmegaConf.select(self.config, key) for key in BUDGET})
         expressions = [f"{key}={value}" for key, value in (self.params or {}).items()]
         return search.run([*expressions, *arguments], self.launcher.launch, self.config.hydra.sweep.dir)

@@ -91,6 +91,22 @@ def fit(cfg, steps: int = 2, limit_val_batches: int = 0, root_dir=None):
     return dm, model
 
 
+def assert_rounding_close(got, want, k: float, scale: float | None = None, msg: str = "") -> None:
+    """``got`` equals ``want`` up to ``k`` rounding steps at the magnitude ``scale`` (default: the largest ``|want|``).
+
+    For results of computations that round differently: another summation order, kernel (ONNX, TorchScript),
+    CPU (AVX2, AVX-512) or thread count. A reordered sum of n terms moves by up to about n eps times the sum
+    of the terms' sizes, so the bound is absolute, ``k * eps * scale``, with eps of the coarser dtype
+    (float32: 1.19e-7); not relative per element, which fails where terms cancel to a small entry. The
+    caller says in a comment why its ``k`` (terms summed, layers, rounding of a stored value).
+    """
+    got, want = torch.as_tensor(got), torch.as_tensor(want)
+    eps = max(torch.finfo(got.dtype).eps, torch.finfo(want.dtype).eps)
+    scale = want.abs().max().item() if scale is None else float(scale)
+    torch.testing.assert_close(got.to(want.dtype), want, rtol=0, atol=k * eps * scale, check_dtype=False,
+                               msg=lambda m: f"{msg}{': ' if msg else ''}{m} (tolerance {k} eps x {scale:.3g})")
+
+
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
 

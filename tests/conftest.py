@@ -91,6 +91,29 @@ def fit(cfg, steps: int = 2, limit_val_batches: int = 0, root_dir=None):
     return dm, model
 
 
+#: float32's rounding step (relative): the unit of tolerances between differently rounded float32 results.
+EPS32 = torch.finfo(torch.float32).eps
+
+
+def assert_rounding_close(got, want, k: float, scale: float | None = None, msg: str = "", dtype=None) -> None:
+    """``got`` equals ``want`` up to ``k`` rounding steps at the magnitude ``scale`` (default: the largest ``|want|``).
+
+    For results of computations that round differently: another summation order, kernel (ONNX, TorchScript),
+    CPU (AVX2, AVX-512) or thread count. A reordered sum of n terms moves by up to about n eps times the sum
+    of the terms' sizes, so the bound is absolute, ``k * eps * scale``, with eps of the coarser dtype
+    (float32: 1.19e-7), or of ``dtype`` where a value passed through it; not relative per element, which
+    fails where terms cancel to a small entry. The caller says in a comment why its ``k`` (terms summed,
+    layers, rounding of a stored value).
+    """
+    import numpy as np
+
+    got, want = (a.detach() if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a)) for a in (got, want))
+    eps = max(torch.finfo(t).eps for t in (got.dtype, want.dtype, dtype or got.dtype))
+    scale = float(want.abs().max() if scale is None else torch.as_tensor(scale).detach())
+    torch.testing.assert_close(got.double(), want.double(), rtol=0, atol=k * eps * scale,
+                               msg=lambda m: f"{msg}{': ' if msg else ''}{m} (tolerance {k} eps x {scale:.3g})")
+
+
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
 

@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import compose
+from conftest import EPS32, assert_rounding_close, compose
 from gentwin.data.transforms import Standardize
 from gentwin.export import MAX_ONNX_PASSES, main, run_exported
 
@@ -85,7 +85,12 @@ def test_export_from_a_checkpoint_matches_torch(tmp_path, capsys, name, cond_dim
     assert meta["shape"] == [2] and meta["cond_dim"] == cond_dim and meta["cond_names"] == COND_NAMES[:cond_dim]
     assert meta["latent_dim"] == sampler.latent_dim and meta["format"] == fmt
     assert [i["name"] for i in meta["inputs"]] == sampler.input_names
-    assert meta["check"]["max_abs_diff"] < 1e-5
+    # ONNX Runtime's kernels (and TorchScript's fusions) sum and round in other orders than torch: an output
+    # moves by about float32's error of the whole computation, a few eps times the largest output (measured:
+    # ONNX up to 1.0, TorchScript 0; torch itself lies within 0.9 of float64). k = 32 leaves 30 times that.
+    with torch.no_grad():  # the largest output of the built-in check's batch
+        scale = sampler(*sampler.example_inputs(64, torch.Generator().manual_seed(0))).abs().max().item()
+    assert meta["check"]["max_abs_diff"] <= 32 * EPS32 * scale
 
     # Independently of the built-in check: another batch size than at export, against torch.
     g = torch.Generator().manual_seed(7)
@@ -94,7 +99,7 @@ def test_export_from_a_checkpoint_matches_torch(tmp_path, capsys, name, cond_dim
         want = sampler(*inputs)
     got = run_exported(out, fmt, inputs, sampler.input_names)
     assert got.shape == (33, 2)
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert_rounding_close(got, want, k=32)
 
 
 def test_long_autoregressive_inverse_is_refused_for_onnx_with_advice(tmp_path, capsys):

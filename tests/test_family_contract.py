@@ -14,7 +14,7 @@ import json
 import pytest
 import torch
 
-from conftest import compose, fit, options
+from conftest import assert_rounding_close, compose, fit, options
 from gentwin.export import export, run_exported
 
 pytestmark = pytest.mark.usefixtures("onnx_registry_once")  # conftest: built once per module
@@ -74,7 +74,7 @@ def test_sample_export_module_and_exported_files_agree(tmp_path, model, dataset,
     z, *eps = sampler.noise(N)
     inputs = (z, *([] if c is None else [c]), *eps)
     with torch.no_grad():
-        torch.testing.assert_close(sampler(*inputs), want, rtol=1e-6, atol=1e-6)
+        assert torch.equal(sampler(*inputs), want)  # sample runs this map: the same computation, bit for bit
         if ema is not None:  # the averaged generator is the one that samples, not the trained one
             trained_only = net.transform.inverse(net.generator(torch.cat([z, *inputs[1:2]], dim=1)))
             assert not torch.allclose(trained_only, want, rtol=1e-4, atol=1e-4)
@@ -84,7 +84,11 @@ def test_sample_export_module_and_exported_files_agree(tmp_path, model, dataset,
         meta = json.loads(out.with_name(out.name + ".json").read_text())
         assert [i["name"] for i in meta["inputs"]] == sampler.input_names
         got = run_exported(out, fmt, inputs, sampler.input_names)
-        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4, msg=lambda m, f=fmt: f"{f}: {m}")
+        # Other kernels round in other orders: an output moves by about float32's error of the whole map,
+        # a few eps times the largest output (measured: ONNX up to 1.2, TorchScript 0; torch within 1.0 of
+        # float64); k = 32 leaves over 25 times that. TPC amplitudes are 10^y - 1 of the model's y (up to
+        # about 5): the power multiplies y's error by ln(10) y, up to 12 (measured: ONNX 7.9, torch 3.8).
+        assert_rounding_close(got, want, k=32 * (12 if dataset == "tpc" else 1), msg=fmt)
 
 
 @pytest.mark.parametrize("model", options("model"))

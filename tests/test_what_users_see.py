@@ -10,7 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import TINY, cli, run_dirs
+from conftest import TINY, assert_rounding_close, cli, run_dirs
 
 FAST = [*TINY, "dataset.n=400"]
 
@@ -140,6 +140,9 @@ def test_metric_smooth_chooses_the_best_checkpoint_by_the_mean_of_the_last_valid
     raw = [e.value for e in acc.Scalars("val/multivariate/energy")]
     smoothed = [e.value for e in acc.Scalars("val/multivariate/energy_smoothed")]
     want = [raw[0]] + [(a + b) / 2 for a, b in zip(raw, raw[1:], strict=False)]
-    assert len(raw) == 3 and smoothed == pytest.approx(want, rel=1e-6)
+    # TensorBoard stores float32: the mean of the stored values is within an eps of the stored mean (half an eps
+    # for each stored value, half for the stored mean).
+    assert len(raw) == 3
+    assert_rounding_close(torch.tensor(smoothed), torch.tensor(want, dtype=torch.float64), k=2, scale=max(raw))
     best = json.loads((run / "metrics.json").read_text())["metrics"]["best_epoch"]
     assert best == 1 + min(range(3), key=smoothed.__getitem__)

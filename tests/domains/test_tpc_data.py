@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import EPS32
 from gentwin.domains.tpc.properties import tpc_properties
 from gentwin.domains.tpc.reader import CONDITION_NAMES, read_digits
 from gentwin.domains.tpc.simulator import simulate_tpc
@@ -152,7 +153,11 @@ def test_log_scale_round_trip():
     np.testing.assert_allclose(scaler(xt).numpy(), np.log10(1 + x), rtol=1e-14)
     np.testing.assert_allclose(scaler.inverse(scaler(xt)).numpy(), x, rtol=1e-12, atol=1e-12)
     x32 = torch.rand(4, 8, 16, generator=torch.Generator().manual_seed(0)) * 1000
-    np.testing.assert_allclose(scaler.inverse(scaler(x32)).numpy(), x32.numpy(), rtol=1e-5, atol=1e-4)
+    # Float32 there and back: a few eps of y = log10(1 + x) <= 3, which the power turns into ln(10) y times that
+    # relative to x, plus an eps of 1 + x (measured: 1.15 eps x (ln(10) y x + 1), on AVX2 and AVX-512 kernels).
+    k, y_max = 8, math.log10(1 + 1000)
+    np.testing.assert_allclose(scaler.inverse(scaler(x32)).numpy(), x32.numpy(), rtol=k * EPS32 * math.log(10) * y_max,
+                               atol=k * EPS32)
 
 
 def test_properties_hand_computed():

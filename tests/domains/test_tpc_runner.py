@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import cli, compose, fit, run_dirs
+from conftest import assert_rounding_close, cli, compose, fit, run_dirs
 from gentwin.domains.tpc.properties import PROPERTY_NAMES
 from gentwin.domains.tpc.reader import CONDITION_NAMES
 from gentwin.evaluate import evaluate
@@ -99,8 +99,10 @@ def test_held_out_conditions_map_back_to_the_events_profile_variables():
     expected = dm.events.profile_variables()
     got = dm.conditions(dm.c_raw_val)
     assert list(got) == list(CONDITION_NAMES)
-    for name, values in got.items():
-        np.testing.assert_allclose(values, expected[name][rows], rtol=1e-6, atol=1e-5)
+    # The normalised conditions are stored as float32: one rounding, half an eps of |c|, times the scale.
+    scale = np.abs(dm.c_raw_val).max(0) * dm.cond_scale
+    for i, (name, values) in enumerate(got.items()):
+        assert_rounding_close(values, expected[name][rows], k=1, scale=scale[i], msg=name, dtype=torch.float32)
     props = dm.properties(dm.x_raw_val, dm.c_raw_val)
     assert list(props) == [*PROPERTY_NAMES, "cells"] and props["cells"].shape == (len(dm.x_raw_val), 128)
     from gentwin.domains.tpc.properties import on_valid_events
@@ -176,8 +178,9 @@ def test_sample_with_conditions_from_csv_and_npz(checkpoint, tmp_path, monkeypat
     assert res.returncode == 0, res.stderr
     with np.load(tmp_path / "a.npz") as f:
         assert f["x"].shape == (3, 8, 16) and f["c"].shape == (3, 5) and np.isfinite(f["x"]).all()
-        np.testing.assert_allclose(f["cond_drift_length"], [100.5, 200.125, 60.0], rtol=1e-6)
-        np.testing.assert_allclose(f["cond_pad_coordinate_frac"], [0.25, 0.75, 0.5], atol=1e-6)
+        # Through float32 model conditions: one rounding, half an eps of |c| <= 1, times the scale 127.5 (1).
+        assert_rounding_close(f["cond_drift_length"], [100.5, 200.125, 60.0], k=1, scale=127.5, dtype=torch.float32)
+        assert_rounding_close(f["cond_pad_coordinate_frac"], [0.25, 0.75, 0.5], k=1, scale=1.0, dtype=torch.float32)
         c = f["c"]
     monkeypatch.chdir(tmp_path)
     np.savez(tmp_path / "cond.npz", c=c)

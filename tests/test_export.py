@@ -125,3 +125,17 @@ def test_not_a_checkpoint_is_one_line_and_exit_2(tmp_path, capsys):
     assert main([str(junk)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a gentwin checkpoint" in err[0]
+
+
+def test_the_export_check_measures_errors_against_the_largest_output():
+    """A reordered float32 sum errs by the size of its largest terms: a small amplitude beside a large one
+    may be off by far more than its own float32 rounding, and that is no export error."""
+    from gentwin.export import TOLERANCE, difference
+
+    want = torch.tensor([[1e4, 1.0], [0.0, 3.0]])
+    got = want + torch.tensor([[0.0, 2e-3], [0.0, 0.0]])  # 2e-3 = about 17 eps32 of 1e4
+    abs_diff, rel = difference(got, want)
+    assert abs_diff == pytest.approx(2e-3, rel=1e-3) and rel == pytest.approx(2e-7, rel=1e-3)
+    assert rel <= TOLERANCE
+    assert difference(want * (1 + 1e-4), want)[1] > TOLERANCE  # a real error of 1e-4 of the output is caught
+    assert difference(torch.tensor([0.5]), torch.tensor([0.25]))[1] == 0.25  # below 1: absolute

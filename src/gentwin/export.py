@@ -55,9 +55,12 @@ from gentwin.errors import EXIT_OK, CheckpointError, ExportError, UsageError
 if TYPE_CHECKING:
     from gentwin.models.base import Sampler
 
-# The check: max |exported - torch| / max(|torch|, 1) over a batch (outputs are in data units, which
-# can be large, e.g. TPC amplitudes).
-TOLERANCE = 1e-5
+# The check: max |exported - torch| over a batch, relative to the batch's largest |torch| output (at
+# least 1). An exporter reorders float32 sums, so an element's error scales with the largest terms it
+# was computed from, not with its own size: relative to each element, a small amplitude beside large
+# ones (TPC responses span 0 to 1e4) would fail on one CPU and pass on another. 64 float32 roundings;
+# the largest measured was 7.9 (RealNVP on TPC, ONNX).
+TOLERANCE = 64 * float(torch.finfo(torch.float32).eps)
 MAX_ONNX_PASSES = 128
 
 
@@ -118,13 +121,17 @@ def run_exported(path: Path, fmt: str, inputs: tuple[torch.Tensor, ...], names: 
 
 def check(sampler: Sampler, path: Path, fmt: str, n: int = 64) -> tuple[float, float]:
     """``(max abs, max relative)`` difference of the exported file from the torch module on a random
-    batch of ``n``; relative to ``max(|torch|, 1)``."""
+    batch of ``n``; relative to the batch's largest ``|torch|`` (at least 1)."""
     inputs = sampler.example_inputs(n, torch.Generator().manual_seed(0))
     with torch.no_grad():
         want = sampler(*inputs)
-    got = run_exported(path, fmt, inputs, sampler.input_names)
-    diff = (got - want).abs()
-    return float(diff.max()), float((diff / want.abs().clamp(min=1.0)).max())
+    return difference(run_exported(path, fmt, inputs, sampler.input_names), want)
+
+
+def difference(got: torch.Tensor, want: torch.Tensor) -> tuple[float, float]:
+    """``(max |got - want|, that / max(max |want|, 1))``: the measure ``TOLERANCE`` bounds."""
+    diff = float((got - want).abs().max())
+    return diff, diff / max(float(want.abs().max()), 1.0)
 
 
 def sidecar(sampler: Sampler, fmt: str, out: Path, checkpoint: str | Path, info: dict) -> dict:
@@ -227,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return ExportError.exit_code
     if diff is not None and diff[1] > TOLERANCE:
-        print(f"error: {out} differs from the torch model by {diff[1]:.3g} (relative; > {TOLERANCE})",
+        print(f"error: {out} differs from the torch model by {diff[1]:.3g} (relative to its largest output; > {TOLERANCE:.2g})",
               file=sys.stderr)
         return ExportError.exit_code
     note = "" if diff is None else f" (vs torch: max abs diff {diff[0]:.2g}, relative {diff[1]:.2g})"

@@ -234,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return ExportError.exit_code
     if diff is not None and diff[1] > TOLERANCE:
-        print(f"error: {out} differs from the torch model by {diff[1]:.3g} (relative to its largest output; > {TOLERANCE:.2g})",
-              file=sys.stderr)
+        print(f"error: {out} differs from the torch model by {diff[1]:.3g} (relative to its largest output; "
+              f"> {TOLERANCE:.2g})", file=sys.stderr)
         return ExportError.exit_code
     note = "" if diff is None else f" (vs torch: max abs diff {diff[0]:.2g}, relative {diff[1]:.2g})"
     print(f"wrote {out} and {out}.json{note}")

@@ -186,7 +186,9 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"invalid value {key}={value}: must be {allowed}")
     data = cfg.get("dataset")
     if data is not None and data.get("n") is not None:
-        per_step = (cfg.get("model") or {}).get("critic_steps", 1) or 1
+        from gentwin.models import batches_per_step  # the model's family says (a GAN: its critic steps)
+
+        per_step = batches_per_step(cfg.get("model"))
         n_train = data.n - max(1, round(data.n * data.get("val_fraction", 0.25)))
         need = data.batch_size * per_step
         if need > n_train:

@@ -225,7 +225,7 @@ def help_text() -> str:
             text = first_comment(CONFIGS / group / f"{o}.yaml")
             lines.append(f"    {o:{width}s}  {text if len(text) <= 90 else text[:89] + '…'}".rstrip())
     lines += ["", "Specialisations, applied by themselves and printed at a run's start (configs/specialise/",
-              "<dataset>_<family>.yaml; a model names its family in its defaults; ~specialise: off):",
+              "<dataset>_<model>.yaml, or a file it includes; ~specialise: off):",
               *config.specialisation_help()]
     lines += ["", "Examples:",
               "  run                                        # the quick default on the CPU",

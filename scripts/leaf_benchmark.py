@@ -97,7 +97,8 @@ def benchmark(model_name: str, minutes: float, n: int, threads: int, extra: list
         figures.mkdir(parents=True, exist_ok=True)
         property_histograms(real_props, fake_props, title=f"{model_name}, {minutes:g} min").savefig(
             figures / f"{model_name}_properties.png", dpi=100)
-        sample_comparison(real, fake, title=model_name).savefig(figures / f"{model_name}_samples.png", dpi=100)
+        sample_comparison(real, fake, title=model_name, rgb=dm.to_rgb).savefig(
+            figures / f"{model_name}_samples.png", dpi=100)
     return scores
 
 

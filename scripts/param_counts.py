@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import torch
 
+from gentwin.domains.microstructure.nets import microstructure_vae_nets
 from gentwin.nets.conv import (
     ConvDecoder,
     ConvEncoder,
     DCGANDiscriminator,
     DCGANGenerator,
     count_params,
-    microstructure_vae_nets,
 )
 
 TABLE_3_1 = {2: 98_087, 4: 103_723, 8: 114_995, 16: 137_539, 32: 182_627}  # Görmüş 2023, Table 3.1

@@ -24,9 +24,9 @@ def test_help_lists_groups_and_options(tmp_path):
     for key in ("resume=<run folder>  continue", "seed=1  Seed of the training", "threads=null  Intra-op CPU threads",
                 "final_checkpoint=best  Weights used", "name=<model>_<dataset>  Name of the run folder"):
         assert f"  {key}" in out.stdout, key
-    # every specialisation, with the models of its family and what it sets
+    # every specialisation, with the models that use it and what it sets
     assert "  tpc + cramer_gan, gan, lsgan, wgan_gp: model.critic_steps=8, model.generator.head=TPCOutputActivation, " \
-           "model.critic=TPCCritic, dataset.batch_size=32\n" in out.stdout
+           "model.critic=TPCCritic, dataset.batch_size=32 (configs/specialise/tpc_wgan_gp.yaml)\n" in out.stdout
     assert "  any dataset + dcgan: dataset.transform=Affine (configs/model/dcgan.yaml)" in out.stdout
 
 

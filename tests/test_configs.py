@@ -50,25 +50,50 @@ def test_no_two_config_files_have_the_same_body():
     seen = {}
     for path in sorted(CONFIGS.rglob("*.yaml")):
         body = "\n".join(line for line in path.read_text().splitlines() if line.split("#")[0].strip())
+        if path.parent.name == "specialise" and body.startswith("defaults:") and body.count("\n") == 1:
+            continue  # a specialisation that only includes another (tpc_lsgan.yaml: the GAN networks) is no copy
         assert body not in seen, f"{path} has the body of {seen[body]}"
         seen[body] = path
 
 
-def test_every_specialisation_applies_to_a_family_and_is_printed():
+def test_every_specialisation_applies_to_its_dataset_and_model_and_is_printed():
     from hydra.core.hydra_config import HydraConfig
 
     from conftest import CONFIGS
-    from gentwin.config import families, specialisations
+    from gentwin.config import specialisations
 
-    members = families()
     for path in sorted((CONFIGS / "specialise").glob("*.yaml")):
-        dataset, model = next((d, m) for d in options("dataset") for m, f in members.items() if path.stem == f"{d}_{f}")
+        dataset, model = next((d, m) for d in options("dataset") for m in options("model") if path.stem == f"{d}_{m}")
         cfg = compose([f"dataset={dataset}", f"model={model}"])
         (line,) = specialisations(dict(HydraConfig.get().runtime.choices), cfg)
-        assert line.startswith(f"specialised for {dataset}: ") and line.endswith(f"(configs/specialise/{path.name})")
+        assert line.startswith(f"specialised for {dataset}: ") and f"(configs/specialise/{path.name}" in line
     cvae = compose(["experiment=tpc_cvae", "dataset.batch_size=64"])
     assert specialisations(dict(HydraConfig.get().runtime.choices), cvae) == [
-        "specialised for tpc: dataset.batch_size=64 (overridden; the file's 256) (configs/specialise/tpc_vae.yaml)"]
+        "specialised for tpc: dataset.batch_size=64 (overridden; the file's 256) (configs/specialise/tpc_cvae.yaml, "
+        "which includes tpc_vae.yaml)"]
+
+
+def test_a_new_model_needs_no_specialisation_line_and_help_survives_odd_files(tmp_path):
+    import shutil
+
+    from conftest import CONFIGS
+    from gentwin.config import specialisation_help
+
+    root = tmp_path / "configs"
+    shutil.copytree(CONFIGS, root)
+    # a new GAN config with no defaults at all; a specialisation file that names no model
+    (root / "model" / "hinge_gan.yaml").write_text("_target_: gentwin.models.gan.GAN\nlatent_dim: 8\n")
+    (root / "specialise" / "tpc_nothing.yaml").write_text("# @package _global_\ndataset:\n  batch_size: 4\n")
+    (root / "specialise" / "tpc_hinge_gan.yaml").write_text("# @package _global_\ndefaults:\n  - tpc_wgan_gp\n")
+    lines = specialisation_help(root)
+    assert "  tpc + cramer_gan, gan, hinge_gan, lsgan, wgan_gp: model.critic_steps=8, model.generator.head=" \
+           "TPCOutputActivation, model.critic=TPCCritic, dataset.batch_size=32 (configs/specialise/tpc_wgan_gp.yaml)" \
+           in lines
+    assert "  (no <dataset>_<model> pair: specialise=tpc_nothing): dataset.batch_size=4 " \
+           "(configs/specialise/tpc_nothing.yaml)" in lines
+    # every model composes with every dataset, specialised or not (no model names anything for it)
+    for model in options("model"):
+        assert compose([f"model={model}", "dataset=moons"]).model._target_.startswith("gentwin.models.")
 
 
 def test_every_experiment_preset_composes_and_is_valid():

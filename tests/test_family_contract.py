@@ -9,58 +9,85 @@ others refuse both.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 
 import pytest
 import torch
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
 
 from conftest import assert_rounding_close, compose, fit, options
 from gentwin.export import export, run_exported
+from gentwin.models import batches_per_step, family_class
+from gentwin.run import build
 
 pytestmark = pytest.mark.usefixtures("onnx_registry_once")  # conftest: built once per module
 
 N = 5
+# Tiny datasets: vectors (moons), images (digits), conditional (tpc: 5 conditions). ``dataset.n`` is
+# per batch a training step takes (``batches_per_step``: a GAN's critic steps).
 DATA = {
-    "moons": ["dataset=moons", "dataset.n=64", "dataset.batch_size=8"],
-    "digits": ["dataset=digits", "dataset.n=40", "dataset.batch_size=4"],
-    "tpc": ["dataset=tpc", "dataset.n=64", "dataset.batch_size=8"],  # conditional: 5 conditions
+    "moons": ["dataset=moons", "dataset.batch_size=8"],
+    "digits": ["dataset=digits", "dataset.batch_size=4"],
+    "tpc": ["dataset=tpc", "dataset.batch_size=8"],
 }
-MLP_GAN = ["model.latent_dim=4", "model.critic_steps=1", "model.generator.hidden=[8]", "model.critic.hidden=[8]"]
-MLP_VAE = ["model.latent_dim=2", "model.encoder.hidden=[8]", "model.decoder.hidden=[8]"]
-FLOW = ["model.flow.transforms=2", "model.flow.hidden_features=[8]"]
-# Per model config: the dataset it is tried on and the overrides that make it tiny.
-TINY = {
-    "gan": ("moons", MLP_GAN),
-    "lsgan": ("moons", MLP_GAN),
-    "wgan_gp": ("moons", MLP_GAN),
-    "cramer_gan": ("moons", MLP_GAN),
-    "vae": ("moons", MLP_VAE),
-    "cvae": ("tpc", MLP_VAE),
-    "nice": ("moons", FLOW),
-    "realnvp": ("moons", FLOW),
-    "maf": ("moons", FLOW),
-    "dcgan": ("digits", ["model.generator.num_layers=3", "model.generator.base_filters=8",
-                         "model.critic.base_filters=8", "model.latent_dim=8"]),
-    "conv_vae": ("digits", ["model.latent_dim=4"]),
-    "beta_vae": ("digits", ["model.encoder.num_layers=3", "model.encoder.base_filters=8",
-                            "model.decoder.base_filters=8", "model.latent_dim=4"]),
-}
-GANS = [m for m in options("model") if compose([f"model={m}"]).model._target_ == "gentwin.models.gan.GAN"]
-# (model config, dataset, model.ema): every config on its dataset; every GAN with ema; conditional
-# ones beyond cvae on TPC (a flow, a GAN with ema).
-CASES = ([(m, TINY[m][0], None) for m in options("model")] + [(m, TINY[m][0], 0.5) for m in GANS]
-         + [("realnvp", "tpc", None), ("wgan_gp", "tpc", 0.5)])
+N_PER_STEP = {"moons": 64, "digits": 40, "tpc": 64}
+# Every model config made tiny through the keys models share, wherever they sit (``model.critic.hidden``,
+# ``model.flow.transforms``); a key holding an interpolation follows the one it names.
+SMALL = {"latent_dim": 4, "hidden": [8], "hidden_features": [8], "transforms": 2, "base_filters": 4,
+         "max_filters": 16}
 
 
-def trained(model: str, dataset: str, ema: float | None):
+def tiny(model_cfg, prefix: str = "model") -> list[str]:
+    """Overrides setting every ``SMALL`` key in ``model_cfg`` (unresolved) to its small value."""
+    out = []
+    for k, v in model_cfg.items():
+        if isinstance(v, DictConfig):
+            out += tiny(v, f"{prefix}.{k}")
+        elif k in SMALL and not OmegaConf.is_interpolation(model_cfg, k):
+            out.append(f"{prefix}.{k}={SMALL[k]}".replace(" ", ""))
+    return out
+
+
+def config(model: str, dataset: str, extra=()):
+    """The tiny run config of ``model`` on ``dataset``."""
+    base = compose([f"model={model}", *DATA[dataset], *extra])
+    n = N_PER_STEP[dataset] * batches_per_step(base.model)
+    return compose([f"model={model}", *DATA[dataset], f"dataset.n={n}", "threads=1", *tiny(base.model), *extra])
+
+
+@functools.cache
+def data_for(model: str) -> str:
+    """moons, unless the model's networks refuse vectors (they need ``(C, H, W)`` images): digits."""
+    try:
+        build(config(model, "moons"))
+    except InstantiationException as e:
+        if "(C, H, W)" not in str(e):
+            raise
+        return "digits"
+    return "moons"
+
+
+def takes_ema(model: str) -> bool:
+    return "ema" in inspect.signature(family_class(compose([f"model={model}"]).model)).parameters
+
+
+# (model config, dataset or None for ``data_for``, model.ema): every config; every one with an
+# averaged generator (``ema``) with it; conditional ones on TPC (a flow, a GAN with ema, a VAE).
+CASES = ([(m, None, None) for m in options("model")] + [(m, None, 0.5) for m in options("model") if takes_ema(m)]
+         + [("realnvp", "tpc", None), ("wgan_gp", "tpc", 0.5), ("cvae", "tpc", None)])
+
+
+def trained(model: str, dataset: str | None, ema: float | None):
     """``(dm, model)`` after two training steps of ``model`` on the tiny ``dataset``."""
     extra = [] if ema is None else [f"++model.ema={ema}"]
-    cfg = compose([f"model={model}", *DATA[dataset], "threads=1", *TINY[model][1], *extra])
-    return fit(cfg, steps=2)
+    return fit(config(model, dataset or data_for(model), extra), steps=2)
 
 
 @pytest.mark.parametrize("model, dataset, ema", CASES,
-                         ids=[f"{m}-{d}" + ("-ema" if e else "") for m, d, e in CASES])
+                         ids=[m + (f"-{d}" if d else "") + ("-ema" if e else "") for m, d, e in CASES])
 def test_sample_export_module_and_exported_files_agree(tmp_path, model, dataset, ema):
     dm, net = trained(model, dataset, ema)
     c = None if dm.c_val is None else dm.c_val[:N]
@@ -93,7 +120,7 @@ def test_sample_export_module_and_exported_files_agree(tmp_path, model, dataset,
 
 @pytest.mark.parametrize("model", options("model"))
 def test_reconstruction_and_likelihood_where_the_family_has_them(model):
-    dm, net = trained(model, TINY[model][0], None)
+    dm, net = trained(model, None, None)
     x = torch.as_tensor(dm.x_raw_val[:N], dtype=torch.float32)
     c = None if dm.c_val is None else dm.c_val[:N]
     if net.can_reconstruct:

@@ -19,7 +19,6 @@ from gentwin.domains.digits.reader import read_idx
 from gentwin.domains.leaves.datamodule import LeafDataModule
 from gentwin.errors import ConfigError, DataError
 from gentwin.metrics.properties import property_scores
-from gentwin.nets.conv import count_params
 from gentwin.run import build
 
 TINY_DATA = {
@@ -144,7 +143,9 @@ def test_microstructure_preset_parameter_counts():
                        f"model.encoder.num_layers={layers}", "dataset.n=8", "dataset.batch_size=2"])
         _, model = build(cfg)
         assert model.shape == (3, 64, 64)
-        assert count_params(model, bn_stats=True) == expected, (latent, layers)
+        counts = model.parameter_counts()  # Keras' "Total params": batchnorm statistics included
+        assert counts["trainable"] + counts["batchnorm_statistics"] == expected, (latent, layers)
+        assert counts["exported"] == sum(p.numel() for p in model.decoder.parameters())
 
 
 def test_failed_post_processing_is_counted_not_fatal():

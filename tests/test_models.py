@@ -30,6 +30,30 @@ def test_generator_ema_averages_the_updates_and_is_used_for_sampling(tmp_path):
     assert torch.allclose(x, gan.generator_ema.module(z)) and not torch.allclose(x, gan.generator(z))
 
 
+def test_parameter_counts_leave_the_averaged_generator_out_of_the_trained_ones():
+    # moons (2-D), latent 4: generator 4 -> 8 -> 2 (40 + 18), critic 2 -> 8 -> 1 (24 + 9).
+    small = ["model.latent_dim=4", "model.generator.hidden=[8]", "model.critic.hidden=[8]", *TINY]
+    _, gan = build(compose(["model=wgan_gp", "model.ema=0.5", *small]))
+    assert gan.parameter_counts() == {"trainable": 58 + 33, "exported": 58, "batchnorm_statistics": 0}
+    assert sum(p.numel() for p in gan.parameters()) == 58 + 33 + 58  # the averaged copy, not trained
+    _, vae = build(compose(["model=vae", "model.latent_dim=4", "model.encoder.hidden=[8]",
+                            "model.decoder.hidden=[8]", *TINY]))
+    # encoder 2 -> 8 -> 2 * 4 (24 + 72), decoder 4 -> 8 -> 2 (40 + 18), log_sigma 2; samples: the decoder
+    assert vae.parameter_counts() == {"trainable": 24 + 72 + 40 + 18 + 2, "exported": 40 + 18,
+                                      "batchnorm_statistics": 0}
+
+
+def test_batches_per_step_is_read_from_the_model_config_by_its_family():
+    from gentwin.models import batches_per_step
+
+    assert [batches_per_step(compose([f"model={m}"]).model) for m in ("wgan_gp", "lsgan", "vae", "realnvp")] \
+        == [5, 1, 1, 1]
+    assert batches_per_step(compose(["experiment=tpc_baseline"]).model) == 8  # the TPC specialisation's
+    assert batches_per_step({"_target_": "gentwin.no_such.Model", "critic_steps": 3}) == 1  # instantiating says
+    dm, _ = build(compose(["model=wgan_gp", "model.critic_steps=3", *TINY]))
+    assert dm.batches_per_step == 3 and next(iter(dm.train_dataloader()))[0].shape[0] == 3
+
+
 def test_evaluation_leaves_non_finite_samples_out_and_counts_them():
     from hydra.utils import instantiate
 

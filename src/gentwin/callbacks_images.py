@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from gentwin.callbacks import tensorboard
-from gentwin.plots_images import beta_curve, reconstruction_grid, tile
+from gentwin.plots_images import beta_curve, reconstruction_grid, tile, to_rgb
 
 
 class ImageProgress(L.Callback):
@@ -28,12 +28,13 @@ class ImageProgress(L.Callback):
         every_n_steps: Steps between grids.
         n: Images per grid.
         seed: Seed of the fixed noise.
+        rgb: How images are drawn, ``(N, C, H, W) -> (N, H, W, 3)`` (the datamodule's ``to_rgb``).
     """
 
-    def __init__(self, every_n_steps: int = 200, n: int = 64, seed: int = 0):
+    def __init__(self, every_n_steps: int = 200, n: int = 64, seed: int = 0, rgb=to_rgb):
         if every_n_steps < 1 or n < 1:
             raise ValueError(f"every_n_steps and n must be >= 1, got {every_n_steps} and {n}")
-        self.every_n_steps, self.n, self.seed = every_n_steps, n, seed
+        self.every_n_steps, self.n, self.seed, self.rgb = every_n_steps, n, seed, rgb
         self.nrow = max(1, int(np.ceil(np.sqrt(n))))
         self.logged_step = 0
 
@@ -70,7 +71,7 @@ class ImageProgress(L.Callback):
             torch.manual_seed(self.seed)
             fake = pl_module.sample(self.n).float().cpu().numpy()
         step = trainer.global_step
-        writer.add_image("train/samples_fixed_noise", tile(fake, nrow=self.nrow), step, dataformats="HWC")
+        writer.add_image("train/samples_fixed_noise", tile(fake, nrow=self.nrow, rgb=self.rgb), step, dataformats="HWC")
         dm = trainer.datamodule
         if not pl_module.can_reconstruct or dm is None or getattr(dm, "x_val", None) is None:
             return
@@ -78,5 +79,5 @@ class ImageProgress(L.Callback):
         x = torch.as_tensor(dm.x_raw_val[:k], dtype=torch.float32, device=device)
         c = None if dm.c_val is None else dm.c_val[:k].to(device)
         x_hat = pl_module.reconstruct(x, c)
-        grid = reconstruction_grid(x.cpu().numpy(), x_hat.float().cpu().numpy(), self.nrow)
+        grid = reconstruction_grid(x.cpu().numpy(), x_hat.float().cpu().numpy(), self.nrow, self.rgb)
         writer.add_image("train/reconstructions", grid, step, dataformats="HWC")

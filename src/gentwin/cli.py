@@ -419,7 +419,7 @@ def help_text() -> str:
         for o in options:
             lines += _wrapped(f"    {o:{width}s}  ", first_comment(CONFIGS / group / f"{o}.yaml"))
     lines += ["", "Specialisations, applied by themselves and printed at a run's start (configs/specialise/",
-              "<dataset>_<family>.yaml; a model names its family in its defaults; ~specialise: off):",
+              "<dataset>_<model>.yaml, or a file it includes; ~specialise: off):",
               *config.specialisation_help()]
     lines += ["", "Examples:",
               "  run                                        # the quick default on the CPU",

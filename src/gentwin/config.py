@@ -37,19 +37,29 @@ def _shown(value) -> str:
 
 
 def _own_file(path: Path, group: str) -> list[tuple[str, object]]:
-    """What config file ``path`` of ``group`` sets outside its own group (``@package _global_`` files)."""
+    """What config file ``path`` of ``group`` sets outside its own group (``@package _global_`` files);
+    a specialisation's included files (``defaults: [tpc_wgan_gp]``) first."""
     if not path.is_file() or not path.read_text().startswith("# @package _global_"):
         return []
     node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    return [(k, v) for k, v in _flat(node) if group == "specialise" or k.split(".")[0] != group]
+    included = [d for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+    items = [kv for d in included if group == "specialise" for kv in _own_file(path.with_name(f"{d}.yaml"), group)]
+    return items + [(k, v) for k, v in _flat(node) if group == "specialise" or k.split(".")[0] != group]
+
+
+def _includes(path: Path) -> list[str]:
+    """The specialisation files ``path`` includes, as ``tpc_wgan_gp.yaml`` (none: ``[]``)."""
+    node = OmegaConf.load(path) if path.is_file() else {}
+    return [f"{d}.yaml" for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"]
 
 
 def specialisations(choices: dict, cfg: DictConfig | None = None, root: Path | None = None) -> list[str]:
     """The lines a run prints at its start: what adapts its model to its dataset, and where it is set.
 
-    That is configs/specialise/<dataset>_<family>.yaml (when it exists) and whatever the model's own
-    config sets outside ``model`` (the DCGAN's data transform). Given the composed ``cfg``, a key the
-    experiment or command line changed afterwards shows its value in use and the file's one.
+    That is configs/specialise/<dataset>_<model>.yaml (when it exists, with the files it includes)
+    and whatever the model's own config sets outside ``model`` (the DCGAN's data transform). Given
+    the composed ``cfg``, a key the experiment or command line changed afterwards shows its value in
+    use and the file's one.
     """
     root = CONFIGS if root is None else root
     sources = [(root / "model" / f"{choices.get('model')}.yaml", "model"),
@@ -68,38 +78,36 @@ def specialisations(choices: dict, cfg: DictConfig | None = None, root: Path | N
             items.append(text)
         if items:
             where = path.relative_to(root.parent) if root.parent in path.parents else path
-            lines.append(f"specialised for {choices.get('dataset')}: {', '.join(items)} ({where})")
+            via = f", which includes {', '.join(_includes(path))}" if group == "specialise" and _includes(path) else ""
+            lines.append(f"specialised for {choices.get('dataset')}: {', '.join(items)} ({where}{via})")
     return lines
 
 
-def families(root: Path | None = None) -> dict[str, str]:
-    """``model option -> family``: the ``/family`` choice in its defaults, or that of the model it extends."""
-    root = CONFIGS if root is None else root
-    defaults = {p.stem: OmegaConf.load(p).get("defaults", []) for p in (root / "model").glob("*.yaml")}
-
-    def family(name: str) -> str:
-        for d in defaults[name]:
-            if isinstance(d, str) and d != "_self_":
-                return family(d)
-            if isinstance(d, DictConfig) and "/family@" in next(iter(d)):
-                return next(iter(d.values()))
-        raise ConfigError(f"configs/model/{name}.yaml names no family in its defaults")
-
-    return {name: family(name) for name in sorted(defaults)}
-
-
 def specialisation_help(root: Path | None = None) -> list[str]:
-    """``run --help``'s lines: every specialisation file, the dataset and models it applies to, what it sets."""
+    """``run --help``'s lines: per specialisation, the dataset and models it applies to and what it sets."""
     root = CONFIGS if root is None else root
-    models = families(root)
     datasets = sorted((p.stem for p in (root / "dataset").glob("*.yaml")), key=len, reverse=True)
-    lines = []
+    models = {p.stem for p in (root / "model").glob("*.yaml")}
+    by_file: dict[Path, list[str]] = {}  # the file that sets the values -> "<dataset> + <model>" using it
     for path in sorted((root / "specialise").glob("*.yaml")):
-        dataset = next(d for d in datasets if path.stem.startswith(d + "_"))
-        members = [m for m, f in models.items() if f == path.stem[len(dataset) + 1:]]
-        sets = ", ".join(f"{k}={_shown(v)}" for k, v in _own_file(path, "specialise"))
-        lines.append(f"  {dataset} + {', '.join(members)}: {sets}")
-    for model in models:
+        owner = path
+        while _includes(owner) and not _flat(OmegaConf.to_container(OmegaConf.load(owner))):
+            owner = owner.with_name(_includes(owner)[0])  # a file that only includes another: that one's
+        dataset = next((d for d in datasets if path.stem.startswith(d + "_")), None)
+        model = path.stem[len(dataset) + 1:] if dataset else None
+        pair = (dataset, model) if model in models else None
+        by_file.setdefault(owner, []).append(pair or f"(no <dataset>_<model> pair: specialise={path.stem})")
+    lines = []
+    for owner, pairs in by_file.items():
+        sets = ", ".join(f"{k}={_shown(v)}" for k, v in _own_file(owner, "specialise"))
+        per_dataset: dict[str, list[str]] = {}
+        for pair in pairs:
+            if isinstance(pair, tuple):
+                per_dataset.setdefault(pair[0], []).append(pair[1])
+        who = [f"{d} + {', '.join(sorted(ms))}" for d, ms in per_dataset.items()]
+        lines.append(f"  {'; '.join(who + [p for p in pairs if isinstance(p, str)])}: {sets} "
+                     f"(configs/specialise/{owner.name})")
+    for model in sorted(models):
         sets = ", ".join(f"{k}={_shown(v)}" for k, v in _own_file(root / "model" / f"{model}.yaml", "model"))
         if sets:
             lines.append(f"  any dataset + {model}: {sets} (configs/model/{model}.yaml)")
@@ -228,7 +236,9 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"invalid value {key}={value}: must be {allowed}")
     data = cfg.get("dataset")
     if data is not None and data.get("n") is not None:
-        per_step = (cfg.get("model") or {}).get("critic_steps", 1) or 1
+        from gentwin.models import batches_per_step  # the model's family says (a GAN: its critic steps)
+
+        per_step = batches_per_step(cfg.get("model"))
         n_train = data.n - max(1, round(data.n * data.get("val_fraction", 0.25)))
         need = data.batch_size * per_step
         if need > n_train:

@@ -2,7 +2,8 @@
 
 Grids are plain ``(H, W, 3)`` arrays in [0, 1] (cheap enough to log every few hundred steps with
 ``SummaryWriter.add_image``); the comparisons are matplotlib figures for ``add_figure``, like
-``gentwin.plots``.
+``gentwin.plots``. Images are drawn by ``to_rgb`` unless a domain gives its own colouring (``rgb``:
+``ImageDataModule.to_rgb``, e.g. the leaves' palette).
 """
 
 from __future__ import annotations
@@ -13,37 +14,36 @@ import numpy as np
 
 from gentwin.plots import FAKE, REAL, plt
 
-# Leaf images (channel 0 leaf, channel 1 vein) drawn as a scan would show them.
-_BACKGROUND = np.array([1.0, 1.0, 1.0])
-_LEAF = np.array([0.35, 0.65, 0.25])
-_VEIN = np.array([0.45, 0.25, 0.1])
 
-
-def to_rgb(images: np.ndarray) -> np.ndarray:
-    """Images ``(N, C, H, W)`` in [0, 1] as RGB ``(N, H, W, 3)``.
-
-    One channel is grey, three are RGB, two are a leaf (channel 0, green on white) with its veins
-    (channel 1, brown); further channels are not shown.
-    """
+def clipped(images: np.ndarray) -> np.ndarray:
+    """Images ``(N, C, H, W)`` as float32 in [0, 1], NaN as 0 (what a colouring draws)."""
     x = np.clip(np.nan_to_num(np.asarray(images, dtype=np.float32)), 0.0, 1.0)
     if x.ndim != 4:
         raise ValueError(f"expected images (N, C, H, W), got shape {x.shape}")
+    return x
+
+
+def to_rgb(images: np.ndarray) -> np.ndarray:
+    """Images ``(N, C, H, W)`` in [0, 1] as RGB ``(N, H, W, 3)``, whatever the channels mean.
+
+    One channel is grey, three are RGB, two are red and green on black; further channels are not shown.
+    """
+    x = clipped(images)
     c = x.shape[1]
-    if c >= 3:
-        return x[:, :3].transpose(0, 2, 3, 1)
     if c == 2:
-        leaf, vein = x[:, 0, ..., None], x[:, 1, ..., None]
-        return _BACKGROUND * (1 - leaf) + leaf * ((1 - vein) * _LEAF + vein * _VEIN)
+        x = np.concatenate([x, np.zeros_like(x[:, :1])], axis=1)
+    if x.shape[1] >= 3:
+        return x[:, :3].transpose(0, 2, 3, 1)
     return np.repeat(x[:, 0, ..., None], 3, axis=-1)
 
 
-def tile(images: np.ndarray, nrow: int = 8, pad: int = 1, min_side: int = 32) -> np.ndarray:
+def tile(images: np.ndarray, nrow: int = 8, pad: int = 1, min_side: int = 32, rgb=to_rgb) -> np.ndarray:
     """A grid ``(H', W', 3)`` of images ``(N, C, H, W)``, ``nrow`` per row, grey gaps of ``pad`` px.
 
     Images smaller than ``min_side`` are enlarged by an integer factor (nearest neighbour), so 8x8
-    digits stay legible in TensorBoard.
+    digits stay legible in TensorBoard. ``rgb`` colours them (``(N, C, H, W) -> (N, H, W, 3)``).
     """
-    rgb = to_rgb(images)
+    rgb = rgb(images)
     n, h, w, _ = rgb.shape
     k = max(1, math.ceil(min_side / max(h, w)))
     if k > 1:
@@ -58,18 +58,19 @@ def tile(images: np.ndarray, nrow: int = 8, pad: int = 1, min_side: int = 32) ->
     return out
 
 
-def reconstruction_grid(x: np.ndarray, x_hat: np.ndarray, nrow: int = 8) -> np.ndarray:
-    """Originals and their reconstructions in alternating rows of ``nrow`` images."""
+def reconstruction_grid(x: np.ndarray, x_hat: np.ndarray, nrow: int = 8, rgb=to_rgb) -> np.ndarray:
+    """Originals and their reconstructions in alternating rows of ``nrow`` images, coloured by ``rgb``."""
     n = min(len(x), len(x_hat))
     rows = []
     for i in range(0, n, nrow):
         rows += [x[i:i + nrow], x_hat[i:i + nrow]]
-    return tile(np.concatenate(rows), nrow=nrow)
+    return tile(np.concatenate(rows), nrow=nrow, rgb=rgb)
 
 
-def sample_comparison(real: np.ndarray, fake: np.ndarray, n: int = 32, nrow: int = 8, title: str = ""):
-    """Held-out data (left) next to generated images (right), ``n`` of each."""
-    grids = [tile(real[:n], nrow=nrow), tile(fake[:n], nrow=nrow)]
+def sample_comparison(real: np.ndarray, fake: np.ndarray, n: int = 32, nrow: int = 8, title: str = "",
+                      rgb=to_rgb):
+    """Held-out data (left) next to generated images (right), ``n`` of each, coloured by ``rgb``."""
+    grids = [tile(real[:n], nrow=nrow, rgb=rgb), tile(fake[:n], nrow=nrow, rgb=rgb)]
     aspect = max(g.shape[0] / g.shape[1] for g in grids)
     fig, axes = plt.subplots(1, 2, figsize=(10, 5 * aspect + 0.8))
     for ax, x, grid, name in ((axes[0], real, grids[0], "data"), (axes[1], fake, grids[1], "generated")):

@@ -88,8 +88,10 @@ def build(cfg: DictConfig):
     """Instantiates datamodule and model from ``cfg``; the data tells the model its shapes."""
     from hydra.utils import instantiate
 
+    from gentwin.models import batches_per_step
+
     dm = _instantiate(cfg.dataset)
-    dm.batches_per_step = cfg.model.get("critic_steps", 1)
+    dm.batches_per_step = batches_per_step(cfg.model)
     try:
         dm.setup()
     except (ConfigError, DataError):
@@ -153,7 +155,6 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
         ValidateLast,
     )
     from gentwin.evaluate import final_evaluation, validation_entries
-    from gentwin.nets.conv import count_params
 
     _quiet()
     threads = set_threads(cfg.get("threads"))
@@ -188,10 +189,8 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
                           plugins=[SameFolderCheckpointIO()])
 
     model.steps_per_epoch = dm.steps_per_epoch(trainer.num_devices * trainer.num_nodes)  # ranks share epochs
-    # Trained networks: an averaged copy of the generator (model.ema) is not counted twice.
-    nets = [m for name, m in model.named_children() if name != "generator_ema"]
-    own = sum(p.numel() for p in model.parameters(recurse=False))  # e.g. a VAE's log_sigma
-    n_params, n_keras = count_params(*nets) + own, count_params(*nets, bn_stats=True) + own
+    counts = model.parameter_counts()
+    n_params, n_keras = counts["trainable"], counts["trainable"] + counts["batchnorm_statistics"]
     keras = f" ({n_keras:,} with batchnorm statistics, as Keras counts)" if n_keras != n_params else ""
     print(f"{dm.describe()}\n{type(model).__name__}: {n_params:,} parameters{keras}, {threads} thread(s)",
           flush=True)

@@ -21,11 +21,6 @@ import torch
 BATCHES = (1, 100, 10_000)
 
 
-def parameter_count(model: torch.nn.Module) -> int:
-    """Trained parameters (an EMA copy of the generator is not counted twice)."""
-    return sum(p.numel() for name, p in model.named_parameters() if not name.startswith("generator_ema."))
-
-
 def _stats(call, batch: int, repeats: int, sync=lambda: None) -> dict[str, float]:
     call()
     sync()
@@ -87,12 +82,15 @@ def onnx_times(onnx_file: Path, batches=BATCHES, repeats: int = 5, cond: np.ndar
 
 def generation_times(model, checkpoint: str | Path, batches=BATCHES, repeats: int = 5,
                      cond: np.ndarray | None = None, onnx: bool = True) -> dict:
-    """Times per sample of torch and ONNX on the CPU (and a GPU when present), with the parameter count.
+    """Times per sample of torch and ONNX on the CPU (and a GPU when present), with the parameter counts
+    (``parameters``: trainable; ``parameters_exported``: the sampling networks').
 
     An ONNX export that fails (e.g. a MAF too deep for the exporter) is recorded as ``onnx_error``.
     """
-    result = {"parameters": parameter_count(model), "batches": list(batches), "repeats": repeats,
-              "threads": torch.get_num_threads(), "torch_cpu": torch_times(model, batches, repeats, cond)}
+    counts = model.parameter_counts()
+    result = {"parameters": counts["trainable"], "parameters_exported": counts["exported"], "batches": list(batches),
+              "repeats": repeats, "threads": torch.get_num_threads(),
+              "torch_cpu": torch_times(model, batches, repeats, cond)}
     if torch.cuda.is_available():
         result["torch_gpu"] = torch_times(model, batches, repeats, cond, device="cuda")
     if not onnx:

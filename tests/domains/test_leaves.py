@@ -403,3 +403,27 @@ def test_leaf_property_metric(halves, images):
     assert out["valid_rate"] == 0.5
     assert out["area_w1"] > 0.5 and out["area_ks"] > 0.3
     assert np.isfinite(out["n_veins_w1"])
+
+
+def test_leaf_images_are_drawn_in_the_leaf_palette_by_the_datamodule_and_generically_elsewhere():
+    import matplotlib.pyplot as plt
+
+    from gentwin.domains.leaves.datamodule import LeafDataModule
+    from gentwin.plots_images import to_rgb
+
+    leaf_only = np.zeros((1, 2, 32, 32), np.float32)
+    leaf_only[0, 0] = 1.0
+    white, green = [1.0, 1.0, 1.0], [0.35, 0.65, 0.25]
+    # generic 2-channel images: channel 0 red, channel 1 green, on black
+    np.testing.assert_allclose(to_rgb(leaf_only)[0, 0, 0], [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(to_rgb(np.zeros_like(leaf_only))[0, 0, 0], [0.0, 0.0, 0.0])
+    dm = LeafDataModule(n=6, size=32, val_fraction=0.34, batch_size=2, grid_size=4)
+    (progress,) = dm.callbacks()  # the TensorBoard grids use the datamodule's palette
+    np.testing.assert_allclose(progress.rgb(leaf_only)[0, 0, 0], green)
+    dm.setup()
+    figs = dm.figures(dm.x_raw_val, leaf_only, None)
+    real_grid, fake_grid = (ax.images[0].get_array() for ax in figs["samples"].axes)
+    np.testing.assert_allclose(fake_grid[1, 1], green)  # pad 1: the first image's corner pixel
+    np.testing.assert_allclose(real_grid[1, 1], white)  # a half-leaf's window corner: background
+    for fig in figs.values():
+        plt.close(fig)

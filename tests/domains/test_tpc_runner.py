@@ -72,7 +72,8 @@ def test_every_gan_gets_the_baseline_networks_on_simulated_and_file_data(model, 
         ("gentwin.domains.tpc.nets.TPCCritic", 8, 32)
     assert specialisations(dict(HydraConfig.get().runtime.choices), cfg) == [
         "specialised for tpc: model.critic_steps=8, model.generator.head=TPCOutputActivation, model.critic=TPCCritic, "
-        "dataset.batch_size=32 (configs/specialise/tpc_gan.yaml)"]
+        "dataset.batch_size=32 (configs/specialise/" + ("tpc_wgan_gp.yaml)" if model == "wgan_gp" else
+                                f"tpc_{model}.yaml, which includes tpc_wgan_gp.yaml)")]
     off = compose([f"model={model}", "dataset=tpc", "~specialise"])
     assert off.model.critic._target_ == "gentwin.nets.mlp.MLPEncoder"
 
@@ -152,7 +153,7 @@ def checkpoint(tmp_path_factory):
     first = res.stdout.splitlines()[0]
     assert first == ("specialised for tpc: model.critic_steps=2 (overridden; the file's 8), model.generator.head="
                      "TPCOutputActivation, model.critic=TPCCritic, dataset.batch_size=16 (overridden; the file's 32) "
-                     "(configs/specialise/tpc_gan.yaml)"), first
+                     "(configs/specialise/tpc_wgan_gp.yaml)"), first
     (ckpt,) = root.glob("outputs/*/*/checkpoints/best.ckpt")
     return ckpt
 

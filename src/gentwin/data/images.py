@@ -87,12 +87,19 @@ class ImageDataModule(ArrayDataModule):
         self._memo = (x, props)
         return props
 
+    def to_rgb(self, images: np.ndarray) -> np.ndarray:
+        """How the domain's images ``(N, C, H, W)`` are drawn, as RGB ``(N, H, W, 3)`` (figures and
+        TensorBoard grids); default ``gentwin.plots_images.to_rgb`` (grey or RGB)."""
+        from gentwin.plots_images import to_rgb
+
+        return to_rgb(images)
+
     def figures(self, real, fake, c):
         from gentwin.plots_images import property_histograms, sample_comparison
 
         fake_props = self.properties(fake)
         real_props = self.real_properties()
-        return {"samples": sample_comparison(real, fake),
+        return {"samples": sample_comparison(real, fake, rgb=self.to_rgb),
                 "properties": property_histograms(real_props, fake_props, units=self.property_units)}
 
     def summary(self, real: Properties, fake: Properties) -> str:
@@ -103,7 +110,7 @@ class ImageDataModule(ArrayDataModule):
             return []
         from gentwin.callbacks_images import ImageProgress
 
-        return [ImageProgress(self.grid_every_n_steps, self.grid_size, seed=self.seed)]
+        return [ImageProgress(self.grid_every_n_steps, self.grid_size, seed=self.seed, rgb=self.to_rgb)]
 
 
 # --------------------------------------------------------------------------------------------

@@ -130,7 +130,11 @@ class GenerativeModel(L.LightningModule):
     * ``log_prob(x, c)``: ``log p(x | c)`` per sample, exact (flows) or a lower bound (VAEs: the ELBO),
       only where ``has_likelihood``;
     * ``reconstruct(x, c)``: ``x`` through encoder and decoder, only where ``can_reconstruct``;
-    * ``schedules()``: the loss-weight schedules ``epoch -> weight`` a family trains with, by name.
+    * ``schedules()``: the loss-weight schedules ``epoch -> weight`` a family trains with, by name;
+    * ``parameter_counts()``: trainable and exported parameters (``sample``, timing and the run's
+      start line count through it);
+    * ``batches_per_step(config)`` (class method, read before the model is built): training batches one
+      ``training_step`` takes, which the datamodule slices its epochs by.
 
     A family implements ``export_module`` (and ``training_step``); ``generate`` (model space) runs
     the export module on fresh noise unless a family overrides it for training.
@@ -210,6 +214,32 @@ class GenerativeModel(L.LightningModule):
     def schedules(self) -> dict:
         """The loss-weight schedules ``epoch -> weight`` the family trains with, by name; default none."""
         return {}
+
+    @classmethod
+    def batches_per_step(cls, config) -> int:
+        """Training batches one ``training_step`` of the model ``config`` (the model group) takes; default 1.
+
+        A class method: the datamodule slices its epochs by it before the model is built.
+        """
+        return 1
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameter counts, shared parameters once.
+
+        * ``trainable``: what the optimizers update (``param_groups``: a GAN's critic included, an
+          averaged copy of its generator not);
+        * ``exported``: the export module's, what ``sample`` and ``export-model`` run;
+        * ``batchnorm_statistics``: running means and variances of the batchnorm layers whose scale
+          is trainable, which Keras' "Total params" adds (Görmüş 2023's Table 3.1 counts them).
+        """
+        from gentwin.nets.conv import count_params
+
+        trainable = {id(p): p for _, params, _ in self.param_groups() for p in params}
+        stats = sum(m.running_mean.numel() + m.running_var.numel() for m in self.modules()
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+                    and m.weight is not None and id(m.weight) in trainable)
+        return {"trainable": sum(p.numel() for p in trainable.values()),
+                "exported": count_params(self.export_module()), "batchnorm_statistics": stats}
 
     @contextmanager
     def _evaluating(self):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -37,6 +39,12 @@ class GAN(GenerativeModel):
             raise ValueError(f"model.ema must be in (0, 1) or null, got {ema}")
         self.generator_ema = None if ema is None else AveragedModel(
             self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
+
+    @classmethod
+    def batches_per_step(cls, config) -> int:
+        """``critic_steps``: each critic update takes its own batch."""
+        default = inspect.signature(cls.__init__).parameters["critic_steps"].default
+        return int(config.get("critic_steps", default) or default)
 
     def export_module(self) -> GeneratorSampler:
         """The averaged generator when ``model.ema`` is set, else the trained one."""

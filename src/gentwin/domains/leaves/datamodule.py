@@ -75,6 +75,12 @@ class LeafDataModule(ImageDataModule):
             raise ValueError(f"{self.geometry}: needs at least 2 half-leaves, got {len(halves)}")
         return rasterize(halves, self.size, self.extent, self.vein_width), None
 
+    def to_rgb(self, images):
+        """Leaf green on white, veins brown (``gentwin.domains.leaves.figures``)."""
+        from gentwin.domains.leaves.figures import leaf_rgb
+
+        return leaf_rgb(images)
+
     def image_properties(self, x):
         from gentwin.domains.leaves.properties import image_properties
 

@@ -5,7 +5,9 @@ Metric entries (``configs/metric/``) are pure functions
 their values are named ``<entry>/<key>``, or just ``<entry>`` when the key repeats the entry's name.
 An entry sees the properties with one value per sample, ``(N,)``; one that sets
 ``per_sample_arrays = True`` (e.g. the TPC sparsity entry) also sees a datamodule's per-sample arrays
-such as the TPC ``cells``, ``(N, P * T)``. Entries named in the group's ``final_only`` run only in
+such as the TPC ``cells``, ``(N, P * T)``; one that sets ``takes_floor_reference = True`` (the
+properties entry) also gets ``floor_reference=``: the datamodule's second real sample of the held-out
+size (``floor_properties``), or ``None``. Entries named in the group's ``final_only`` run only in
 the final evaluation (:func:`final_evaluation`), not at each validation.
 """
 
@@ -26,17 +28,22 @@ def per_sample_values(props: dict) -> dict:
     return {k: v for k, v in props.items() if np.ndim(v) == 1}
 
 
-def run_metrics(entries: dict, real: dict, fake: dict, cond: dict | None) -> dict[str, float]:
+def run_metrics(entries: dict, real: dict, fake: dict, cond: dict | None,
+                floor_reference: dict | None = None) -> dict[str, float]:
     """Applies every metric entry; returns the flat ``name -> value`` dict.
 
     Entries get ``per_sample_values`` of the properties, unless their function sets
-    ``per_sample_arrays = True`` (a Hydra partial's ``func``), which get every property.
+    ``per_sample_arrays = True`` (a Hydra partial's ``func``), which get every property; those that set
+    ``takes_floor_reference = True`` also get ``floor_reference`` (a second real sample's properties).
     """
     scalar = (per_sample_values(real), per_sample_values(fake))
     out: dict[str, float] = {}
     for name, f in entries.items():
         arrays = getattr(getattr(f, "func", f), "per_sample_arrays", False)
-        out.update(metric_names(name, f(real, fake, cond) if arrays else f(*scalar, cond)))
+        extra = {}
+        if getattr(getattr(f, "func", f), "takes_floor_reference", False):
+            extra["floor_reference"] = None if floor_reference is None else per_sample_values(floor_reference)
+        out.update(metric_names(name, f(real, fake, cond, **extra) if arrays else f(*scalar, cond, **extra)))
     return out
 
 
@@ -74,9 +81,13 @@ def evaluate(model, dm, entries: dict, figures: bool = True, seed: int | None = 
     c_kept = None if c_raw is None else c_raw[keep]
     if not finite.all():
         real_props = {k: np.asarray(v)[finite] for k, v in real_props.items()}
+    second = dm.floor_properties()
+    if second is not None:  # of the size of the held-out sample compared
+        second = {k: np.asarray(v)[: int(finite.sum())] for k, v in second.items()}
     metrics = {}
     if finite.sum() >= 2:
-        metrics = run_metrics(entries, real_props, dm.properties(fake[keep], c_kept), dm.conditions(c_kept))
+        metrics = run_metrics(entries, real_props, dm.properties(fake[keep], c_kept), dm.conditions(c_kept),
+                              second)
     if model.has_likelihood:  # flows exactly, VAEs through the ELBO bound: nats per sample
         with torch.no_grad():
             x = torch.as_tensor(real, dtype=torch.float32, device=model.device)

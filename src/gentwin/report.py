@@ -270,8 +270,10 @@ def markdown(rep: Report) -> str:
     for metric in rep.metrics:
         tag = " (monitor" + (f", {rep.mode})" if rep.mode else ")") if metric == rep.monitor else ""
         pub = rep.published if rep.published and rep.published.get("metric") == metric else None
+        floor = f"{metric}_floor"  # e.g. the property metrics: the same distance between two real samples
+        has_floor = any(floor in j.metrics for j in rep.jobs)
         head = [*(rep.swept or ["group"]), *[f"seed {s}" for s in seeds], "mean ± std", "runs",
-                *(["published"] if pub else [])]
+                *(["floor (mean)"] if has_floor else []), *(["published"] if pub else [])]
         lines += [f"## {metric}{tag}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in rep.rows:
             values = row.values(metric)
@@ -279,6 +281,8 @@ def markdown(rep: Report) -> str:
             cells = [v for _, v in row.key] or ["all"]
             cells += [_fmt(values[s]) if s in values else "" for s in seeds]
             cells += [_pm(mean, std), f"{len(row.finished)}/{len(row.jobs)}"]
+            if has_floor:
+                cells.append(_fmt(mean_std(row.values(floor).values())[0]))
             if pub:
                 cells.append(_published(pub, dict(row.key)))
             lines.append("| " + " | ".join(cells) + " |")

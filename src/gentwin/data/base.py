@@ -114,6 +114,7 @@ class ArrayDataModule(L.LightningDataModule):
         self.cond_names: list[str] = []
         self._built = False
         self._real_properties: dict[str, np.ndarray] | None = None
+        self._floor_properties: dict[str, np.ndarray] | None = None
 
     # -- to implement -------------------------------------------------------------------------
     def build(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
@@ -124,6 +125,12 @@ class ArrayDataModule(L.LightningDataModule):
         """The key properties through which samples act downstream; default: each feature."""
         flat = x.reshape(len(x), -1)
         return {f"x{i}": flat[:, i] for i in range(flat.shape[1])}
+
+    def second_sample(self, n: int, rng: np.random.Generator) -> np.ndarray | None:
+        """``n`` new unconditional data samples ``(n, *S)``, independent of the data set, from the domain's
+        simulator; ``None`` where there is none (a file, conditions). The floor of the property metrics
+        compares them with the held-out samples (``floor_properties``)."""
+        return None
 
     def figures(self, real: np.ndarray, fake: np.ndarray, c: np.ndarray | None) -> dict:
         """Matplotlib figures comparing real and generated samples (data space)."""
@@ -216,6 +223,17 @@ class ArrayDataModule(L.LightningDataModule):
             self._real_properties = self.properties(self.x_raw_val[sl],
                                                     None if self.c_raw_val is None else self.c_raw_val[sl])
         return self._real_properties
+
+    def floor_properties(self) -> dict[str, np.ndarray] | None:
+        """``properties`` of a second real sample of the held-out size (``second_sample``, seeded apart from
+        the data set), or ``None``. Made at the first call and kept."""
+        if self._floor_properties is None:
+            n = self.eval_slice().stop - self.eval_slice().start
+            x = self.second_sample(n, np.random.default_rng([self.seed, 1]))
+            if x is None:
+                return None
+            self._floor_properties = self.properties(x, None)
+        return self._floor_properties
 
     def describe(self) -> str:
         return (f"{type(self).__name__}: shape {self.shape}, cond_dim {self.cond_dim}, "

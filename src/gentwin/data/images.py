@@ -103,7 +103,10 @@ class ImageDataModule(ArrayDataModule):
                 "properties": property_histograms(real_props, fake_props, units=self.property_units)}
 
     def summary(self, real: Properties, fake: Properties) -> str:
-        return property_table(real, fake, "key properties, held-out data vs generated:")
+        floor = self.floor_properties()
+        n = len(next(iter(real.values()))) if real else 0
+        return property_table(real, fake, "key properties, held-out data vs generated:",
+                              None if floor is None else {k: np.asarray(v)[:n] for k, v in floor.items()})
 
     def callbacks(self) -> list:
         if not self.grid_every_n_steps:

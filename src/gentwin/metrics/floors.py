@@ -28,6 +28,12 @@ from gentwin.metrics.physics_distances import RECOMMENDED_SAMPLES, fpd_kpd
 MIN_BIN_ROWS = 20
 
 
+def split_halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of two disjoint random halves ``A`` (``n // 2`` rows) and ``B`` (the rest) of ``n`` rows."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return perm[: n // 2], perm[n // 2 :]
+
+
 def _mean(values: dict[str, float]) -> float:
     finite = [v for v in values.values() if np.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")
@@ -77,8 +83,7 @@ def scorecard(ref: Properties, ref_raw: np.ndarray, gen: Properties, gen_raw: np
     """
     n = len(ref_raw)
     if halves is None:
-        perm = np.random.default_rng(seed).permutation(n)
-        halves = perm[: n // 2], perm[n // 2 :]
+        halves = split_halves(n, seed)
     ia, ib = halves
     if len(gen_raw) < len(ib):
         raise ValueError(f"{len(gen_raw)} generated samples; the comparison with its floor needs {len(ib)} "

@@ -75,6 +75,17 @@ class LeafDataModule(ImageDataModule):
             raise ValueError(f"{self.geometry}: needs at least 2 half-leaves, got {len(halves)}")
         return rasterize(halves, self.size, self.extent, self.vein_width), None
 
+    def second_sample(self, n, rng):
+        """``n`` newly simulated half-leaves, rasterised as the data; ``None`` for a user's geometry."""
+        if self.geometry is not None:
+            return None
+        from gentwin.domains.leaves.geometry import half_leaves
+        from gentwin.domains.leaves.raster import rasterize
+        from gentwin.domains.leaves.simulator import simulate_leaves
+
+        halves = half_leaves(simulate_leaves(math.ceil(n / 2), rng, **self.simulator))[:n]
+        return rasterize(halves, self.size, self.extent, self.vein_width)
+
     def to_rgb(self, images):
         """Leaf green on white, veins brown (``gentwin.domains.leaves.figures``)."""
         from gentwin.domains.leaves.figures import leaf_rgb

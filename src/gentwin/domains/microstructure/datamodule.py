@@ -30,6 +30,11 @@ class MicrostructureDataModule(ImageDataModule):
 
         return simulate_microstructures(self.n, rng, size=self.size, **self.simulator), None
 
+    def second_sample(self, n, rng):
+        from gentwin.domains.microstructure.simulator import simulate_microstructures
+
+        return simulate_microstructures(n, rng, size=self.size, **self.simulator)
+
     def image_properties(self, x):
         from gentwin.domains.microstructure.properties import microstructure_properties
 

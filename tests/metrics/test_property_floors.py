@@ -94,3 +94,20 @@ def test_summary_and_report_print_value_and_floor(tmp_path):
         "prop/mean_w1": 0.5, "prop/mean_w1_floor": 0.125}}))
     md = markdown(build_report(run))
     assert "| mean ± std | runs | floor (mean) |" in md and "| 0.125 |" in md
+
+
+def test_the_leaf_preset_trains_on_a_users_geojson_and_reports_the_halves_floor(tmp_path):
+    from conftest import cli
+    from gentwin.domains.leaves.io import to_geojson
+    from gentwin.domains.leaves.simulator import simulate_leaves
+
+    path = tmp_path / "my_leaves.geojson"
+    path.write_text(json.dumps(to_geojson(simulate_leaves(12, np.random.default_rng(3)))))
+    r = cli("run", "experiment=leaf_vae", f"dataset.geometry={path}", "threads=1", "dataset.batch_size=4",
+            "trainer.max_time=null", "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1",
+            "dataset.grid_every_n_steps=null", "hydra.run.dir=run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]
+    assert metrics["prop/valid_rate_floor"] == 1.0 and metrics["prop/mean_w1_floor"] > 0  # 24 half-leaves: 18 + 6
+    assert "floor: the same distance between the held-out data and two halves of the held-out data" in r.stdout
+    assert (tmp_path / "run" / "samples.geojson").exists()

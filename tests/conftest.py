@@ -75,8 +75,8 @@ def fit(cfg, steps: int = 2, limit_val_batches: int = 0, root_dir=None):
     """Validates ``cfg``, builds it and trains ``steps`` steps; asserts the weights moved. ``(dm, model)``."""
     import lightning as L
 
-    from gentwin.config import validate
-    from gentwin.run import build
+    from gentwin.training.fit import build
+    from gentwin.training.validation import validate
 
     validate(cfg)
     L.seed_everything(0, verbose=False)

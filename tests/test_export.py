@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from conftest import EPS32, assert_rounding_close, compose
 from gentwin.data.transforms import Standardize
-from gentwin.export import MAX_ONNX_PASSES, main, run_exported
+from gentwin.training.export import MAX_ONNX_PASSES, main, run_exported
 
 pytestmark = pytest.mark.usefixtures("onnx_registry_once")  # conftest: built once per module
 
@@ -130,7 +130,7 @@ def test_not_a_checkpoint_is_one_line_and_exit_2(tmp_path, capsys):
 def test_the_export_check_measures_errors_against_the_largest_output():
     """A reordered float32 sum errs by the size of its largest terms: a small amplitude beside a large one
     may be off by far more than its own float32 rounding, and that is no export error."""
-    from gentwin.export import TOLERANCE, difference
+    from gentwin.training.export import TOLERANCE, difference
 
     want = torch.tensor([[1e4, 1.0], [0.0, 3.0]])
     got = want + torch.tensor([[0.0, 2e-3], [0.0, 0.0]])  # 2e-3 = about 17 eps32 of 1e4

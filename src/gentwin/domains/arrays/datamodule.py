@@ -52,7 +52,7 @@ class ArraysDataModule(ArrayDataModule):
         return named_features(x, self.x_names or None, self.max_features)
 
     def figures(self, real, fake, c):
-        from gentwin.plots_marginals import marginals_figure
+        from gentwin.plots.marginals import marginals_figure
 
         return {"marginals": marginals_figure(self.properties(real), self.properties(fake))}
 

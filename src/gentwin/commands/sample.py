@@ -8,7 +8,7 @@ Usage::
 
 ``timing=true`` writes nothing: it prints the generation time per sample at batch 1, 100 and 10,000,
 torch and ONNX, CPU (and GPU when present), mean ± std over 5 repeats, and the parameter count
-(``gentwin.timing``).
+(``gentwin.training.timing``).
 
 ``out`` may also name a format of the model's domain: leaves are post-processed into geometry and
 written as GeoJSON (``out=leaves.geojson``) or WKT (``.wkt``), the valid ones, with a line saying how
@@ -155,11 +155,11 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
     """Generates and writes the samples; returns the line to print.
 
     Raises:
-        UsageError, ConditionsError, gentwin.checkpoint.CheckpointError.
+        UsageError, ConditionsError, gentwin.training.checkpoint.CheckpointError.
     """
     import torch
 
-    from gentwin.checkpoint import load_model, read_checkpoint, safe_instantiate
+    from gentwin.training.checkpoint import load_model, read_checkpoint, safe_instantiate
 
     if _bool(args, "timing"):
         return timing(checkpoint, args)
@@ -176,7 +176,7 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
     read_checkpoint(checkpoint)  # refuses a wrong file before the heavy imports
 
     from gentwin.errors import ConfigError, DataError
-    from gentwin.run import set_threads
+    from gentwin.training.fit import set_threads
 
     set_threads(threads)
     model = load_model(checkpoint)
@@ -229,11 +229,11 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
 
 
 def timing(checkpoint: str, args: dict[str, str]) -> str:
-    """The generation-time table of ``gentwin.timing`` (conditions: zeros in model space; speed does not
+    """The generation-time table of ``gentwin.training.timing`` (conditions: zeros in model space; speed does not
     depend on their values)."""
-    from gentwin.checkpoint import load_model
-    from gentwin.run import set_threads
-    from gentwin.timing import generation_times, timing_table
+    from gentwin.training.checkpoint import load_model
+    from gentwin.training.fit import set_threads
+    from gentwin.training.timing import generation_times, timing_table
 
     set_threads(_int(args, "threads", 1))
     return timing_table(generation_times(load_model(checkpoint), checkpoint))

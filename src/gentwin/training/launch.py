@@ -14,7 +14,7 @@ job take its share of the machine:
 
 Importing this module registers the resolvers the launcher and sweeper presets use
 (``${gentwin_jobs:...}``, ``${gentwin_gpus_per_job:...}``, ``${gentwin_direction:...}``,
-``${gentwin_sqlite:...}``); ``gentwin.cli``
+``${gentwin_sqlite:...}``); ``gentwin.commands.run``
 imports it, in the launching process and in every worker.
 """
 

@@ -13,15 +13,15 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from gentwin.atomic import remove_stale, replacing, write_text
-from gentwin.config import specialisations, validate
 from gentwin.errors import ConfigError, DataError, GentwinError
+from gentwin.training.validation import specialisations, validate
 
 
 def set_threads(threads: int | None) -> int:
     """Sets torch's intra-op threads (default: the cores owned) and one inter-op thread."""
     import torch
 
-    from gentwin.launch import cores_owned
+    from gentwin.training.launch import cores_owned
 
     n = threads or cores_owned()
     torch.set_num_threads(n)
@@ -144,7 +144,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     import lightning as L
     from hydra.utils import instantiate
 
-    from gentwin.callbacks import (
+    from gentwin.training.callbacks import (
         Evaluator,
         FollowBudget,
         LineProgress,
@@ -154,7 +154,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
         SameFolderCheckpointIO,
         ValidateLast,
     )
-    from gentwin.evaluate import final_evaluation, validation_entries
+    from gentwin.training.evaluate import final_evaluation, validation_entries
 
     _quiet()
     threads = set_threads(cfg.get("threads"))
@@ -228,7 +228,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     writer = logger.experiment
     import matplotlib.pyplot as plt
 
-    from gentwin.plots import stamp
+    from gentwin.plots.common import stamp
 
     at = f"best checkpoint, epoch {best_epoch}" if final == "best" else f"last weights, epoch {epochs}"
     for name, fig in figs.items():

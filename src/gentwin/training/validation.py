@@ -16,7 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from gentwin.errors import ConfigError
 
 #: The package's config folder (``GENTWIN_CONFIGS`` points elsewhere).
-CONFIGS = Path(os.environ.get("GENTWIN_CONFIGS", Path(__file__).resolve().parents[2] / "configs"))
+CONFIGS = Path(os.environ.get("GENTWIN_CONFIGS", Path(__file__).resolve().parents[3] / "configs"))
 
 
 
@@ -251,7 +251,7 @@ def validate(cfg: DictConfig) -> None:
     _check_checkpoint(cfg)
 
 
-#: What ``gentwin.evaluate`` logs beside the metric entries' ``<entry>`` and ``<entry>/<key>`` values.
+#: What ``gentwin.training.evaluate`` logs beside the metric entries' ``<entry>`` and ``<entry>/<key>`` values.
 EVALUATOR_KEYS = ("nll", "finite_fraction", "samples_per_second")
 
 
@@ -293,8 +293,8 @@ def _check_checkpoint(cfg: DictConfig) -> None:
     path = cfg.get("ckpt_path")
     if path is None:
         return
-    from gentwin.checkpoint import read_checkpoint
     from gentwin.errors import CheckpointError
+    from gentwin.training.checkpoint import read_checkpoint
 
     try:
         ckpt = read_checkpoint(path, mmap=True)  # mmap: the tensors stay on disk

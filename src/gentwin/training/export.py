@@ -3,7 +3,7 @@
 Usage::
 
     export-model <checkpoint.ckpt> [--format onnx|torchscript] [--out FILE] [--force] [--no-check]
-    python -m gentwin.export ...   (the same)
+    python -m gentwin.training.export ...   (the same)
 
 (The console script is ``export-model``: ``export`` is a shell builtin, which bash, zsh and sh run
 instead of any program of that name.)
@@ -65,8 +65,8 @@ MAX_ONNX_PASSES = 128
 
 
 def _load(path: str | Path):
-    """The model of a gentwin checkpoint (``gentwin.checkpoint.load_model``) on the CPU."""
-    from gentwin.checkpoint import load_model
+    """The model of a gentwin checkpoint (``gentwin.training.checkpoint.load_model``) on the CPU."""
+    from gentwin.training.checkpoint import load_model
 
     return load_model(path, device="cpu")
 

@@ -17,8 +17,8 @@ between two disjoint halves of the reference (``gentwin.metrics.floors``). Metri
 separation power and W1 / std, JetNet's FPD and KPD (``gentwin.metrics.physics_distances``), the
 classifier AUC and JSD (``gentwin.metrics.classifier``) on the raw values and on the features, per
 bin of each condition, the domain's metrics (``domain/...``), and with ``timing=true`` the generation
-time per sample at batch 1, 100 and 10,000 (``gentwin.timing``). For a checkpoint, ``metrics`` is the
-run's final evaluation (``gentwin.evaluate.final_evaluation``): with the default ``seed`` (the run's)
+time per sample at batch 1, 100 and 10,000 (``gentwin.training.timing``). For a checkpoint, ``metrics`` is the
+run's final evaluation (``gentwin.training.evaluate.final_evaluation``): with the default ``seed`` (the run's)
 and ``n`` (all held-out events), the numbers of the run's ``metrics.json`` for the checkpoint it
 ended with. Non-finite generated samples are counted (``finite_fraction``) and left out, as in a run.
 Figures (PNG) go beside the JSON; the scorecard is printed. The output folder (``out=``; by default
@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gentwin.commands.sample import _bool, _int  # the same key=value parsing as `sample`
 from gentwin.errors import EXIT_CONFIG, EXIT_OK, CheckpointError, DataError, GentwinError, UsageError
-from gentwin.sample import _bool, _int  # the same key=value parsing as `sample`
 
 # The rows a long table keeps of the nested metrics (the per-feature ones stay in evaluation.json).
 SUMMARY_ROWS = {"mean", "mean_w1", "mean_ks", "max_abs_err", "auc", "kpd", "kpd_err", "chi2", "valid_rate"}
@@ -72,7 +72,7 @@ def _names(value: str | None):
 
 
 def _batches(args: dict) -> tuple[int, ...]:
-    from gentwin.timing import BATCHES
+    from gentwin.training.timing import BATCHES
 
     if "timing_batches" not in args:
         return BATCHES
@@ -121,7 +121,7 @@ def _metric_entries(info: dict, checkpoint: str) -> dict:
     """The metric group stored in the checkpoint (or its run folder's config), built through the allow-list."""
     from omegaconf import OmegaConf
 
-    from gentwin.checkpoint import safe_instantiate
+    from gentwin.training.checkpoint import safe_instantiate
 
     node = info.get("metric")
     saved = Path(checkpoint).resolve().parent.parent / ".hydra" / "config.yaml"
@@ -143,8 +143,8 @@ def domain_rows(value: dict[str, float], floor: dict[str, float]) -> dict[str, d
 def _checkpoint_scorecard(dm, entries, real, c_raw, fake, ia, ib, seed, notes, figures) -> dict:
     """The scorecard of ``fake[ib]`` (generated at ``ib``'s conditions) against the held-out half ``ia``,
     with the domain's metric group (``domain/...``); appends to ``notes`` and adds the marginals figure."""
-    from gentwin.evaluate import per_sample_values, run_metrics
     from gentwin.metrics.floors import scorecard
+    from gentwin.training.evaluate import per_sample_values, run_metrics
 
     ref_props = dm.properties(real, c_raw)
     fake_props = dm.properties(fake[ib], None if c_raw is None else c_raw[ib])
@@ -170,15 +170,15 @@ def _checkpoint_scorecard(dm, entries, real, c_raw, fake, ia, ib, seed, notes, f
 def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
     """A trained model's final evaluation, its scorecard on the held-out split, and its timing.
 
-    ``metrics`` is :func:`gentwin.evaluate.final_evaluation`, the function a run's final evaluation
+    ``metrics`` is :func:`gentwin.training.evaluate.final_evaluation`, the function a run's final evaluation
     calls: for the checkpoint its run ended with, the run's ``seed`` and all held-out events, the
     numbers of its ``metrics.json`` (``samples_per_second`` aside: a measurement, see ``timing=true``).
     ``scorecard`` compares the same generated samples with the held-out events in two halves
     (:func:`gentwin.metrics.floors.scorecard`): each metric beside its real-vs-real floor.
     """
-    from gentwin.checkpoint import load_model, read_checkpoint, safe_instantiate
     from gentwin.errors import ConfigError
-    from gentwin.evaluate import final_evaluation
+    from gentwin.training.checkpoint import load_model, read_checkpoint, safe_instantiate
+    from gentwin.training.evaluate import final_evaluation
 
     info = read_checkpoint(checkpoint)["gentwin"]
     if not info.get("dataset"):
@@ -218,7 +218,7 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
     else:
         notes.append(f"{len(ib)} finite generated samples in the second half; the scorecard needs 10")
     if _bool(args, "timing"):
-        from gentwin.timing import generation_times
+        from gentwin.training.timing import generation_times
 
         result["timing"] = generation_times(model, checkpoint, _batches(args), _int(args, "timing_repeats", 5, 1),
                                             None if dm.c_val is None else dm.c_val.numpy())
@@ -244,7 +244,7 @@ def table(result: dict, max_rows: int = 40) -> str:
         lines.append(f"({len(card) - len(names)} per-feature and per-bin rows in evaluation.json)")
     lines += [f"note: {w}" for w in result.get("warnings", [])]
     if "timing" in result:
-        from gentwin.timing import timing_table
+        from gentwin.training.timing import timing_table
 
         lines.append(timing_table(result["timing"]))
     return "\n".join(lines)
@@ -268,7 +268,7 @@ def write(result: dict, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from gentwin.atomic import write_text, write_with
-    from gentwin.plots_marginals import marginals_figure
+    from gentwin.plots.marginals import marginals_figure
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError("timing=true times a model: give its checkpoint")
             out = Path(out_arg or "evaluation")
         check_out(out)
-        from gentwin.run import set_threads
+        from gentwin.training.fit import set_threads
 
         set_threads(_int(args, "threads", 1, 1))
         result = evaluate_checkpoint(paths[0], args) if len(paths) == 1 else evaluate_files(*paths, args)

@@ -320,7 +320,7 @@ def write_report(rep: Report, out: str | Path | None = None, plots: bool = True)
     write_text(written[0], markdown(rep))  # through a temporary file beside each (gentwin.atomic)
     write_text(written[1], table_csv(rep))
     if plots and any(j.status == "ok" for j in rep.jobs):
-        from gentwin.report_plots import plot_curves, plot_metric
+        from gentwin.plots.report import plot_curves, plot_metric
 
         for metric in rep.metrics:
             for f in (plot_metric, plot_curves):

@@ -11,10 +11,12 @@ import os
 import sys
 from pathlib import Path
 
+from gentwin.errors import EXIT_CONFIG, EXIT_INTERRUPTED, Diverged, GentwinError
+
 # Importing these registers the resolvers of the configs (folder names, launcher and sweeper presets),
 # here and in the sweep's workers.
-from gentwin import config, launch  # noqa: F401
-from gentwin.errors import EXIT_CONFIG, EXIT_INTERRUPTED, Diverged, GentwinError
+from gentwin.training import launch  # noqa: F401
+from gentwin.training import validation as config
 
 CONFIGS = config.CONFIGS
 
@@ -100,7 +102,7 @@ def _hydra_defaults_targets() -> frozenset[str]:
     """The classes Hydra's own default ``hydra`` node names (basic launcher and sweeper, logging handlers)."""
     from omegaconf import OmegaConf
 
-    from gentwin.checkpoint import named_targets
+    from gentwin.training.checkpoint import named_targets
 
     node = {"hydra": OmegaConf.to_container(_compose([], None).hydra, resolve=False)}
     return frozenset(t for _, t in named_targets(node) if isinstance(t, str))
@@ -112,8 +114,8 @@ def _check_targets(cfg, path: Path, config_dir: str | None) -> None:
     user's ``--config-dir``) nor Hydra's defaults name: the same rule as for checkpoints."""
     from omegaconf import OmegaConf
 
-    from gentwin.checkpoint import config_targets, named_targets
     from gentwin.errors import ConfigError
+    from gentwin.training.checkpoint import config_targets, named_targets
 
     allowed = config_targets() | _hydra_defaults_targets()
     if config_dir is not None:
@@ -197,8 +199,8 @@ def _resume_args(argv: list[str]) -> list[str]:
         fail(f"cannot resume {run_dir}: expected {ckpt} and {overrides}", EXIT_CONFIG)
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from gentwin.checkpoint import read_checkpoint
     from gentwin.errors import CheckpointError, ConfigError
+    from gentwin.training.checkpoint import read_checkpoint
 
     try:
         read_checkpoint(ckpt)  # weights_only: a pickle that would run code is refused here
@@ -283,10 +285,10 @@ def _task(cfg) -> float | None:
 
 
 def _run(cfg, hc, out_dir: Path, ckpt: Path, multirun: bool) -> float | None:
-    from gentwin.config import RunFolder
+    from gentwin.training.validation import RunFolder
 
     try:
-        from gentwin.run import run
+        from gentwin.training.fit import run
 
         with launch.job_resources(cfg, hc, multirun):
             metrics = run(cfg, out_dir, choices=dict(hc.runtime.choices))
@@ -510,18 +512,18 @@ def main() -> None:
 
 
 def report_main() -> None:
-    from gentwin.report import main as report
+    from gentwin.commands.report import main as report
 
     sys.exit(report(sys.argv[1:]))
 
 
 def sample_main() -> None:
-    from gentwin.sample import main as sample
+    from gentwin.commands.sample import main as sample
 
     sys.exit(sample(sys.argv[1:]))
 
 
 def export_main() -> None:
-    from gentwin.export import main as export
+    from gentwin.training.export import main as export
 
     sys.exit(export(sys.argv[1:]))

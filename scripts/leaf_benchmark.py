@@ -37,7 +37,7 @@ def compose(overrides: list[str]):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from gentwin.commands.run import CONFIGS
+    from gentwin.training.configs import CONFIGS
 
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = hydra_compose(config_name="run", overrides=overrides, return_hydra_config=True)
@@ -52,7 +52,8 @@ def benchmark(model_name: str, minutes: float, n: int, threads: int, extra: list
     import torch
 
     from gentwin.metrics.properties import property_scores, property_table
-    from gentwin.training.fit import _quiet, build, set_threads
+    from gentwin.training.fit import _quiet, build
+    from gentwin.training.launch import set_threads
     from gentwin.training.validation import validate
 
     cfg = compose([f"experiment=leaf_{model_name}", f"threads={threads}", "dataset.grid_every_n_steps=null",

@@ -87,7 +87,8 @@ def seconds_per_epoch(cfg, steps: int = 6) -> float:
 
     import lightning as L
 
-    from gentwin.training.fit import build, set_threads
+    from gentwin.training.fit import build
+    from gentwin.training.launch import set_threads
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")

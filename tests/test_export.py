@@ -10,8 +10,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import EPS32, assert_rounding_close, compose
+from gentwin.commands.export import main
 from gentwin.data.transforms import Standardize
-from gentwin.training.export import MAX_ONNX_PASSES, main, run_exported
+from gentwin.training.export import MAX_ONNX_PASSES, run_exported
 
 pytestmark = pytest.mark.usefixtures("onnx_registry_once")  # conftest: built once per module
 

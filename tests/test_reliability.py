@@ -99,7 +99,7 @@ def test_targets_of_checkpoints_are_those_of_the_package_configs():
     # A resumed run's config: every _target_, and the classes of Hydra's logging configs (dictConfig calls them).
     from gentwin.training.checkpoint import config_targets, named_targets
 
-    assert {"torch.optim.Adam", "lightning.Trainer", "gentwin.training.validation.ValidateFirst"} <= config_targets()
+    assert {"torch.optim.Adam", "lightning.Trainer", "gentwin.training.run_folder.ValidateFirst"} <= config_targets()
     assert list(named_targets({"model": {"class": "a", "p": [{"_target_": "b"}]}, "hydra": {"job_logging": {
         "handlers": {"h": {"class": "c", "()": "d"}}}, "callbacks": {"class": "e"}}})) == [
         ("model.p[0]._target_", "b"), ("hydra.job_logging.handlers.h.class", "c"),
@@ -211,7 +211,7 @@ def test_names_and_sweep_values_with_path_separators_stay_inside_outputs(tmp_pat
 
 
 def test_safe_name_keeps_one_readable_path_component():
-    from gentwin.training.validation import safe_name
+    from gentwin.training.resolvers import safe_name
 
     assert safe_name("wgan_gp_tpc") == "wgan_gp_tpc"
     assert safe_name("dataset.path=../d/a.dat,seed=1") == "dataset.path=..%2Fd%2Fa.dat,seed=1"

@@ -145,7 +145,7 @@ def test_a_checkpoint_of_another_run_opens_no_folder_that_holds_files(tmp_path, 
 
 
 def test_two_runs_given_one_folder_at_the_same_moment_one_refuses(tmp_path, monkeypatch):
-    from gentwin.training import validation as config
+    from gentwin.training import run_folder as config
 
     check = config._check_folder
 

@@ -65,7 +65,7 @@ def test_distances_skip_images_without_moments():
 def test_every_gan_gets_the_baseline_networks_on_simulated_and_file_data(model, data):
     from hydra.core.hydra_config import HydraConfig
 
-    from gentwin.training.validation import specialisations
+    from gentwin.training.configs import specialisations
 
     cfg = compose([f"model={model}", "dataset=tpc", *data])
     assert (cfg.model.critic._target_, cfg.model.critic_steps, cfg.dataset.batch_size) == \

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gentwin.commands.sample import _bool, _int  # the same key=value parsing as `sample`
+from gentwin.commands.common import flag, integer
 from gentwin.errors import EXIT_CONFIG, EXIT_OK, CheckpointError, DataError, GentwinError, UsageError
 
 # The rows a long table keeps of the nested metrics (the per-feature ones stay in evaluation.json).
@@ -92,7 +92,8 @@ def evaluate_files(reference: str, generated: str, args: dict) -> dict:
     from gentwin.metrics.floors import scorecard
 
     x, c = _names(args.get("x", "x")), _names(args.get("c"))
-    n, drop, max_features = _int(args, "n", None, 2), _bool(args, "drop_nonfinite"), _int(args, "max_features", 32, 1)
+    n, drop = integer(args, "n", None, 2), flag(args, "drop_nonfinite")
+    max_features = integer(args, "max_features", 32, 1)
     ref = read_arrays(reference, x, c, args.get("tree"), n, drop)
     gen = read_arrays(generated, x, c, args.get("tree"), None, drop)
     if ref.x.shape[1:] != gen.x.shape[1:]:
@@ -103,7 +104,7 @@ def evaluate_files(reference: str, generated: str, args: dict) -> dict:
     if len(gen.x) < len(ref.x) - len(ref.x) // 2:
         raise DataError(f"{generated}: {len(gen.x):,} rows; compared with half the reference it needs at least "
                         f"{len(ref.x) - len(ref.x) // 2:,} (take fewer reference rows with n=<rows>)")
-    seed = _int(args, "seed", 0)
+    seed = integer(args, "seed", 0)
     gen_x = gen.x[np.random.default_rng(seed + 1).permutation(len(gen.x))]
     gen_c = None if gen.c is None else gen.c[np.random.default_rng(seed + 1).permutation(len(gen.x))]
     features = lambda a: named_features(a, ref.x_names, max_features)
@@ -192,10 +193,10 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
         raise
     except (OSError, ValueError) as e:
         raise DataError(str(e)) from e
-    seed = _int(args, "seed", info.get("seed") or 0, low=0)  # default: the run's, as its final evaluation
+    seed = integer(args, "seed", info.get("seed") or 0, low=0)  # default: the run's, as its final evaluation
     sl = dm.eval_slice()
     held_out = sl.stop - sl.start
-    n = held_out if "n" not in args else min(held_out, _int(args, "n", None, 20))
+    n = held_out if "n" not in args else min(held_out, integer(args, "n", None, 20))
     if n < 20:
         raise DataError(f"{checkpoint}: {n} held-out samples; the floor needs two halves of at least 10")
     metrics, figures, (fake, _) = final_evaluation(model, dm, entries, seed, n)
@@ -217,10 +218,10 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
         result["scorecard"] = _checkpoint_scorecard(dm, entries, real, c_raw, fake, ia, ib, seed, notes, figures)
     else:
         notes.append(f"{len(ib)} finite generated samples in the second half; the scorecard needs 10")
-    if _bool(args, "timing"):
+    if flag(args, "timing"):
         from gentwin.training.timing import generation_times
 
-        result["timing"] = generation_times(model, checkpoint, _batches(args), _int(args, "timing_repeats", 5, 1),
+        result["timing"] = generation_times(model, checkpoint, _batches(args), integer(args, "timing_repeats", 5, 1),
                                             None if dm.c_val is None else dm.c_val.numpy())
     return result
 
@@ -302,13 +303,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError("x=, c= and tree= name the keys of files; a checkpoint knows its dataset")
             out = Path(out_arg) if out_arg else Path(paths[0]).resolve().parent.parent / "evaluation"
         else:
-            if _bool(args, "timing"):
+            if flag(args, "timing"):
                 raise UsageError("timing=true times a model: give its checkpoint")
             out = Path(out_arg or "evaluation")
         check_out(out)
-        from gentwin.training.fit import set_threads
+        from gentwin.training.launch import set_threads
 
-        set_threads(_int(args, "threads", 1, 1))
+        set_threads(integer(args, "threads", 1, 1))
         result = evaluate_checkpoint(paths[0], args) if len(paths) == 1 else evaluate_files(*paths, args)
         files = write(result, out)
     except GentwinError as e:

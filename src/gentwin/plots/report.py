@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gentwin.commands.report import Job, Report, mean_std, row_label
+from gentwin.report import Job, Report, mean_std, row_label
 
 
 # -- plots --------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import torch
 from omegaconf import OmegaConf
 
 from gentwin.errors import CheckpointError
-from gentwin.training.validation import CONFIGS
+from gentwin.training.configs import CONFIGS
 
 if TYPE_CHECKING:  # Lightning is imported only once a model is built: refusing a file stays quick
     from gentwin.models.base import GenerativeModel
@@ -40,7 +40,7 @@ def allowed_targets(configs: Path = CONFIGS) -> frozenset[str]:
         for f in sorted((configs / group).rglob("*.yaml")):
             found.update(_targets(OmegaConf.to_container(OmegaConf.load(f), resolve=False)))
     return frozenset(t for t in found
-                     if t.startswith(OWN_PREFIXES) and not t.startswith("gentwin.training.validation."))
+                     if t.startswith(OWN_PREFIXES) and not t.startswith("gentwin.training.run_folder."))
 
 
 @functools.cache

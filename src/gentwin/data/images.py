@@ -108,7 +108,7 @@ class ImageDataModule(ArrayDataModule):
     def callbacks(self) -> list:
         if not self.grid_every_n_steps:
             return []
-        from gentwin.training.callbacks_images import ImageProgress
+        from gentwin.data.image_progress import ImageProgress
 
         return [ImageProgress(self.grid_every_n_steps, self.grid_size, seed=self.seed, rgb=self.to_rgb)]
 

@@ -11,19 +11,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from gentwin.errors import ConfigError
-from gentwin.plots.common import stamp
+from gentwin.plots.common import stamp, tensorboard
 from gentwin.training.evaluate import evaluate
 from gentwin.training.validation import EVALUATOR_KEYS
-
-
-def tensorboard(trainer):
-    """The TensorBoard ``SummaryWriter`` of the trainer, or ``None``."""
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            return logger.experiment
-    return None
 
 
 class Evaluator(L.Callback):

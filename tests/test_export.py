@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -140,3 +141,17 @@ def test_the_export_check_measures_errors_against_the_largest_output():
     assert rel <= TOLERANCE
     assert difference(want * (1 + 1e-4), want)[1] > TOLERANCE  # a real error of 1e-4 of the output is caught
     assert difference(torch.tensor([0.5]), torch.tensor([0.25]))[1] == 0.25  # below 1: absolute
+
+
+def test_key_value_arguments_are_the_options_spelt_as_every_command_takes_them(tmp_path, capsys):
+    ckpt = save_checkpoint(make_model("gan", 0), tmp_path / "best.ckpt")
+    out = tmp_path / "a=b" / "sampler.pt"  # a folder holding "=": a path, not an argument
+    out.parent.mkdir()
+    assert main([str(ckpt), "format=torchscript", f"out={out}", "check=false"]) == 0, capsys.readouterr().err
+    assert out.is_file() and "check" not in json.loads(Path(f"{out}.json").read_text())
+    assert main([str(ckpt), "format=torchscript", f"out={out}"]) == 2  # exists: replaced only with force
+    assert main([str(ckpt), "format=torchscript", f"out={out}", "force=true"]) == 0
+    assert "check" in json.loads(Path(f"{out}.json").read_text())  # checked this time (check defaults to true)
+    with pytest.raises(SystemExit) as e:  # argparse names it: "unrecognized arguments: check=maybe"
+        main([str(ckpt), "format=torchscript", f"out={out}", "check=maybe"])
+    assert e.value.code == 2 and "check=maybe" in capsys.readouterr().err

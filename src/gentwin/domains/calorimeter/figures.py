@@ -199,3 +199,20 @@ def calorimeter_figures(a: dict, b: dict, gen: dict, ref_showers: np.ndarray, ge
         figs["calo_average_shower"] = average_shower_figure(ref_showers, gen_showers, layout, energy_unit)
     return figs
 
+
+
+def shower_figures(ref: np.ndarray, ref_c, gen: np.ndarray, gen_c, layout: Layout, halves=None, seed: int = 0,
+                   energy_unit: str = "MeV") -> dict:
+    """:func:`calorimeter_figures` of showers: the reference split into halves ``A``, ``B`` (``halves``,
+    else at random by ``seed``), against the first ``len(B)`` generated showers (``gen`` generated for
+    ``B``'s conditions, or shuffled) -- the rows ``evaluate``'s scorecard compares."""
+    from gentwin.domains.calorimeter.observables import incident_energy, observables
+
+    if halves is None:
+        perm = np.random.default_rng(seed).permutation(len(ref))
+        halves = perm[: len(ref) // 2], perm[len(ref) // 2 :]
+    ia, ib = halves
+    inc, gen_inc = incident_energy(ref_c), incident_energy(gen_c)
+    a, b = (observables(ref[i], layout, None if inc is None else inc[i]) for i in (ia, ib))
+    g = observables(gen[: len(ib)], layout, None if gen_inc is None else gen_inc[: len(ib)])
+    return calorimeter_figures(a, b, g, ref, gen, layout, energy_unit)

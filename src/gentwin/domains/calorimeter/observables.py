@@ -69,3 +69,19 @@ def voxel_classifier(real: Properties, fake: Properties, cond: Properties | None
 
 
 voxel_classifier.per_sample_arrays = True
+
+
+def incident_energy(c: np.ndarray | None) -> np.ndarray | None:
+    """The incident energy among the conditions: their only column (no ratio with none or several)."""
+    if c is None:
+        return None
+    c = np.asarray(c).reshape(len(c), -1)
+    return c[:, 0] if c.shape[1] == 1 else None
+
+
+def shower_properties(x: np.ndarray, c: np.ndarray | None, layout: Layout, threshold: float = 0.0) -> dict:
+    """A datamodule's key properties: the :func:`observables` and the ``voxels`` ``(N, n_voxels)``
+    (a per-sample array, for :func:`voxel_classifier`)."""
+    out = observables(x, layout, incident_energy(c), threshold)
+    out["voxels"] = np.asarray(x, np.float64).reshape(len(x), -1)
+    return out

@@ -4,13 +4,19 @@ Usage::
 
     evaluate <reference> <generated> [x=<name|[names]>] [c=<name|[names]>] [tree=<name>] [out=<folder>]
     evaluate <checkpoint.ckpt> [out=<folder>] [timing=true]
+    files: [layout=<binning.xml> [particle=<Bin name>]]: calorimeter showers by their high-level observables
     common: [n=<rows>] [seed=<the run's, else 0>] [threads=1] [max_features=32] [drop_nonfinite=false]
             [timing_batches=1,100,10000] [timing_repeats=5]
 
 Files are read as ``dataset=arrays`` reads them (HDF5, ROOT, npz/npy, CSV; the same names in both;
-``x`` defaults to ``x``, as in a run's ``samples.npz``). A checkpoint is judged on the held-out
-split of the dataset it was trained on (rebuilt from the config stored in it), with samples
-generated for those conditions, and with its dataset's key properties and metric group.
+``x`` defaults to ``x``, as in a run's ``samples.npz``). With ``layout=`` (CaloChallenge's binning XML,
+``gentwin.domains.calorimeter``) the features are the showers' high-level observables (with one
+condition, the incident energy, also the deposited-over-incident ratio), ``classifier/features_auc``
+is CaloChallenge's high-level AUC and ``classifier/raw_auc`` its low-level one, and the figures are
+the calorimeter's; a layout whose voxel count is not the samples' width is refused (exit 2).
+A checkpoint is judged on the held-out split of the dataset it was trained on (rebuilt from the
+config stored in it), with samples generated for those conditions, and with its dataset's key
+properties and metric group.
 
 ``evaluation.json``'s ``scorecard`` holds every metric's ``value`` and its ``floor``: the same metric
 between two disjoint halves of the reference (``gentwin.metrics.floors``). Metrics: per-feature
@@ -43,8 +49,8 @@ from gentwin.errors import EXIT_CONFIG, EXIT_OK, CheckpointError, DataError, Gen
 
 # The rows a long table keeps of the nested metrics (the per-feature ones stay in evaluation.json).
 SUMMARY_ROWS = {"mean", "mean_w1", "mean_ks", "max_abs_err", "auc", "kpd", "kpd_err", "chi2", "valid_rate"}
-KEYS = ("x", "c", "tree", "out", "n", "seed", "threads", "max_features", "drop_nonfinite", "timing",
-        "timing_batches", "timing_repeats")
+KEYS = ("x", "c", "tree", "layout", "particle", "out", "n", "seed", "threads", "max_features", "drop_nonfinite",
+        "timing", "timing_batches", "timing_repeats")
 
 
 def parse(argv: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -107,11 +113,23 @@ def evaluate_files(reference: str, generated: str, args: dict) -> dict:
     seed = integer(args, "seed", 0)
     gen_x = gen.x[np.random.default_rng(seed + 1).permutation(len(gen.x))]
     gen_c = None if gen.c is None else gen.c[np.random.default_rng(seed + 1).permutation(len(gen.x))]
-    features = lambda a: named_features(a, ref.x_names, max_features)
     named = lambda a: None if a is None else {k: a[:, i] for i, k in enumerate(ref.c_names)}
-    card, notes = scorecard(features(ref.x), ref.x, features(gen_x), gen_x, named(ref.c), named(gen_c), seed=seed,
-                            classify_features=math.prod(ref.x.shape[1:]) > max_features)
-    figures = {"marginals": (features(ref.x), features(gen_x))}
+    if "layout" in args:
+        from gentwin.domains.calorimeter.figures import shower_figures
+        from gentwin.domains.calorimeter.layout import read_layout
+        from gentwin.domains.calorimeter.observables import incident_energy, observables
+
+        layout = read_layout(args["layout"], args.get("particle"))
+        layout.check_width(math.prod(ref.x.shape[1:]), f"{reference} ({x})")
+        card, notes = scorecard(observables(ref.x, layout, incident_energy(ref.c)), ref.x,
+                                observables(gen_x, layout, incident_energy(gen_c)), gen_x, named(ref.c), named(gen_c),
+                                seed=seed)
+        figures = shower_figures(ref.x, ref.c, gen_x, gen_c, layout, seed=seed)
+    else:
+        features = lambda a: named_features(a, ref.x_names, max_features)
+        card, notes = scorecard(features(ref.x), ref.x, features(gen_x), gen_x, named(ref.c), named(gen_c),
+                                seed=seed, classify_features=math.prod(ref.x.shape[1:]) > max_features)
+        figures = {"marginals": (features(ref.x), features(gen_x))}
     dropped = {k: v.dropped for k, v in (("reference", ref), ("generated", gen)) if v.dropped}
     return {"reference": str(reference), "generated": str(generated), "x": x, "c": c,
             "n_reference": len(ref.x), "n_generated": len(gen.x), "rows_dropped_nonfinite": dropped,
@@ -299,8 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         paths, args = parse(argv)
         out_arg = args.get("out")
         if len(paths) == 1:
-            if "x" in args or "c" in args or "tree" in args:
-                raise UsageError("x=, c= and tree= name the keys of files; a checkpoint knows its dataset")
+            if any(k in args for k in ("x", "c", "tree", "layout", "particle")):
+                raise UsageError("x=, c=, tree= and layout= describe files; a checkpoint knows its dataset")
             out = Path(out_arg) if out_arg else Path(paths[0]).resolve().parent.parent / "evaluation"
         else:
             if flag(args, "timing"):

@@ -136,7 +136,7 @@ def showers(tmp_path_factory):
 
 
 def test_evaluate_with_a_layout_scores_the_observables_beside_their_floors(showers, tmp_path):
-    from gentwin.evaluate_command import evaluate_files
+    from gentwin.commands.evaluate import evaluate_files
 
     result = evaluate_files(str(showers / "ref.h5"), str(showers / "gen.h5"),
                             {"x": "showers", "c": "incident_energies", "layout": str(PHOTONS)})
@@ -183,7 +183,7 @@ def test_a_run_with_a_layout_is_judged_by_the_calorimeter_metric_group(showers, 
                    "trainer.max_epochs=1"])
     assert cfg.metric.monitor == "separation/mean"
     dm, net = fit(cfg, root_dir=tmp_path)
-    from gentwin.evaluate import run_metrics
+    from gentwin.training.evaluate import run_metrics
 
     entries = {k: instantiate_entry(v) for k, v in cfg.metric.entries.items() if k not in cfg.metric.final_only}
     real = dm.real_properties()

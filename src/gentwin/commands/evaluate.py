@@ -117,13 +117,13 @@ def evaluate_files(reference: str, generated: str, args: dict) -> dict:
     if "layout" in args:
         from gentwin.domains.calorimeter.figures import shower_figures
         from gentwin.domains.calorimeter.layout import read_layout
-        from gentwin.domains.calorimeter.observables import incident_energy, observables
+        from gentwin.domains.calorimeter.observables import LOG_BINNED, incident_energy, observables
 
         layout = read_layout(args["layout"], args.get("particle"))
         layout.check_width(math.prod(ref.x.shape[1:]), f"{reference} ({x})")
         card, notes = scorecard(observables(ref.x, layout, incident_energy(ref.c)), ref.x,
                                 observables(gen_x, layout, incident_energy(gen_c)), gen_x, named(ref.c), named(gen_c),
-                                seed=seed)
+                                seed=seed, log_bins=LOG_BINNED)
         figures = shower_figures(ref.x, ref.c, gen_x, gen_c, layout, seed=seed)
     else:
         features = lambda a: named_features(a, ref.x_names, max_features)
@@ -174,7 +174,8 @@ def _checkpoint_scorecard(dm, entries, real, c_raw, fake, ia, ib, seed, notes, f
     same = len(features) == columns.shape[1] and all(np.array_equal(v, columns[:, i])
                                                      for i, v in enumerate(features.values()))
     card, more = scorecard(features, real, per_sample_values(fake_props), fake[ib], dm.conditions(c_raw), gen_named,
-                           seed=seed, classify_features=not same, halves=(ia, ib))
+                           seed=seed, classify_features=not same, halves=(ia, ib),
+                           log_bins=getattr(dm, "log_bins", False))
     notes += more
     if entries:
         value = run_metrics(entries, b_props if c_raw is not None else a_props, fake_props, gen_named)

@@ -47,11 +47,13 @@ class ArraysDataModule(ArrayDataModule):
         self.drop_nonfinite, self.max_memory_gb, self.max_features = drop_nonfinite, max_memory_gb, max_features
         self.arrays: Arrays | None = None
         self.x_names: list[str] = []
-        self.layout, self.energy_unit = None, energy_unit
+        self.layout, self.energy_unit, self.log_bins = None, energy_unit, False
         if layout is not None:
             from gentwin.domains.calorimeter.layout import as_layout
+            from gentwin.domains.calorimeter.observables import LOG_BINNED
 
             self.layout = as_layout(layout, particle)
+            self.log_bins = LOG_BINNED  # separation power of the energies in log bins (evaluate's scorecard)
 
     def build(self, rng):
         a = read_arrays(self.path, self.x_keys, self.c_keys or None, self.tree, self.n, self.drop_nonfinite,

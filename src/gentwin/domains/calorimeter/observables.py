@@ -18,6 +18,9 @@ from gentwin.metrics.classifier import classifier_test
 from gentwin.metrics.moments import Properties
 
 EPS = 1e-16  # CaloChallenge's: an empty layer has centre and width 0
+# Separation power bins these in log when they span more than two decades, as CaloChallenge's figures
+# bin the layer energies: 50 equal bins over 5 decades put most showers in the first few.
+LOG_BINNED = ("energy_total", "energy_layer")
 
 
 def observables(x: np.ndarray, layout: Layout, incident: np.ndarray | None = None,

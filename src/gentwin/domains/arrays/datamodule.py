@@ -75,15 +75,16 @@ class ArraysDataModule(ArrayDataModule):
     def figures(self, real, fake, c):
         from gentwin.plots.marginals import marginals_figure
 
+        # Halves A, B of the held-out samples; the generated ones at B's conditions, as evaluate compares them.
+        perm = np.random.default_rng(self.seed).permutation(len(real))
+        ia, ib = perm[: len(real) // 2], perm[len(real) // 2 :]
         if self.layout is not None:
             from gentwin.domains.calorimeter.figures import shower_figures
 
-            # Halves A, B of the held-out showers; the generated ones at B's conditions, as evaluate compares them.
-            perm = np.random.default_rng(self.seed).permutation(len(real))
-            ia, ib = perm[: len(real) // 2], perm[len(real) // 2 :]
             return shower_figures(real, c, fake[ib], None if c is None else c[ib], self.layout, (ia, ib),
                                   energy_unit=self.energy_unit)
-        return {"marginals": marginals_figure(self.properties(real), self.properties(fake))}
+        return {"marginals": marginals_figure(self.properties(real), self.properties(fake[ib]), halves=(ia, ib),
+                                              units=getattr(self, "units", None))}
 
     def describe(self) -> str:
         a = self.arrays

@@ -204,3 +204,42 @@ def instantiate_entry(node):
     from hydra.utils import instantiate
 
     return instantiate(node)
+
+
+def test_a_grid_layout_gives_centres_and_widths_in_x_and_y(tmp_path):
+    layout = as_layout({"grid": [2, 2, 3], "cell_mm": [1.0, 2.0]})
+    assert layout.n_voxels == 12 and [layer.id for layer in layout.layers] == [0, 1]
+    # Layer 0: x centres -0.5, 0.5 (outer), y centres -2, 0, 2 (inner). Energy 1 at (x, y) = (-0.5, -2),
+    # voxel 0, and 3 at (0.5, 2), voxel 1 * 3 + 2 = 5: centre in x (-0.5 + 1.5) / 4 = 0.25, second moment
+    # (0.25 + 0.75) / 4, width sqrt(0.1875); in y (-2 + 6) / 4 = 1, second moment (4 + 12) / 4, width sqrt(3).
+    shower = np.zeros((1, 12))
+    shower[0, 0], shower[0, 5] = 1.0, 3.0
+    obs = observables(shower, layout)
+    want = {"centre_x_0": 0.25, "width_x_0": math.sqrt(0.1875), "centre_y_0": 1.0, "width_y_0": math.sqrt(3),
+            "energy_layer_0": 4.0, "energy_layer_1": 0.0, "centre_x_1": 0.0, "nonzero_0": 2 / 6}
+    for k, v in want.items():
+        np.testing.assert_allclose(obs[k], [v], rtol=0, atol=1e-12, err_msg=k)
+    assert "centre_eta_0" not in obs
+    (tmp_path / "grid.yaml").write_text("grid: [2, 2, 3]\ncell_mm: [1.0, 2.0]\n")
+    assert as_layout(str(tmp_path / "grid.yaml")).layers == layout.layers
+    with pytest.raises(ConfigError, match="grid sizes must be >= 1"):
+        as_layout({"grid": [2, 0, 3]})
+    with pytest.raises(ConfigError, match="a grid is"):
+        as_layout({"grid": [2, 3]})
+    with pytest.raises(ConfigError, match="12 voxels"):
+        layout.check_width(368)
+
+
+def test_figures_of_a_grid_layout(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from gentwin.domains.calorimeter.figures import shower_figures
+
+    layout = as_layout({"grid": [3, 4, 4]})
+    x = np.random.default_rng(0).exponential(1.0, (400, 48)) * (np.random.default_rng(1).random((400, 48)) > 0.3)
+    figs = shower_figures(x, None, x[::-1].copy(), None, layout)
+    assert {"calo_centre_x", "calo_width_y", "calo_average_shower"} <= set(figs)
+    assert figs["calo_centre_x"].axes[1].get_xlabel() == "energy centre in $x$ [mm]"
+    assert figs["calo_average_shower"].axes[0].get_xlabel() == "$x$ [mm]"
+    for fig in figs.values():
+        plt.close(fig)

@@ -8,7 +8,8 @@ log axis (:func:`gentwin.metrics.challenge.spans_decades`); values on a lattice 
 ``k / n``) get bins centred on its points, so that no bin holds two of them and its neighbour none.
 Each panel's title holds the separation power and its floor (``A`` against ``B``); values outside the
 reference's range count in the edge bins, as in :func:`gentwin.metrics.challenge.separation_power`.
-The ratio panel's limits follow the data (within 0 .. 3); ratios beyond them are arrows at its edge.
+The ratio panel's limits follow the bins holding more than about ten reference entries (within 0 .. 3);
+ratios beyond them are arrows at its edge.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ RATIO_RANGE = (0.0, 3.0)  # the widest ratio panel: beyond it a ratio is an arro
 @contextlib.contextmanager
 def style():
     """mplhep's ROOT style with the small fonts of many-panel figures."""
+    import logging
+
     import matplotlib
 
     matplotlib.use("Agg")
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # the style's fonts absent: fallback
     import matplotlib.pyplot as plt
     import mplhep as hep
 
@@ -120,7 +124,9 @@ def histogram_panel(ax, rax, a: np.ndarray, b: np.ndarray, gen: np.ndarray, xlab
     band, _ = _ratio(hb, 0 * hb, ha)
     dev = np.nan_to_num(np.abs(band - 1), nan=0.0)
     r, re = _ratio(hg, eg, ha)
-    lo, hi = ratio_limits(np.concatenate([r, 1 + dev, 1 - dev]))
+    # Limits from the bins holding more than about ten reference entries: a sparse tail's ratios are arrows.
+    full = np.nan_to_num(ea / np.where(ha > 0, ha, np.inf), nan=1.0) < 0.3
+    lo, hi = ratio_limits(np.concatenate([r[full], 1 + dev[full], 1 - dev[full]]))
     rax.stairs(np.minimum(1 + dev, hi), edges, baseline=np.maximum(1 - dev, lo), fill=True, color="0.8")
     hep.histplot(r, edges, yerr=re, ax=rax, color=GEN, histtype="errorbar", markersize=2)
     centres = np.sqrt(edges[:-1] * edges[1:]) if log else (edges[:-1] + edges[1:]) / 2

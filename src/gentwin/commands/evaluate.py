@@ -4,13 +4,13 @@ Usage::
 
     evaluate <reference> <generated> [x=<name|[names]>] [c=<name|[names]>] [tree=<name>] [out=<folder>]
     evaluate <checkpoint.ckpt> [out=<folder>] [timing=true]
-    files: [layout=<binning.xml> [particle=<Bin name>]]: calorimeter showers by their high-level observables
+    files: [layout=<binning.xml|grid.yaml> [particle=<Bin name>]]: calorimeter showers by their high-level observables
     common: [n=<rows>] [seed=<the run's, else 0>] [threads=1] [max_features=32] [drop_nonfinite=false]
             [timing_batches=1,100,10000] [timing_repeats=5]
 
 Files are read as ``dataset=arrays`` reads them (HDF5, ROOT, npz/npy, CSV; the same names in both;
-``x`` defaults to ``x``, as in a run's ``samples.npz``). With ``layout=`` (CaloChallenge's binning XML,
-``gentwin.domains.calorimeter``) the features are the showers' high-level observables (with one
+``x`` defaults to ``x``, as in a run's ``samples.npz``). With ``layout=`` (CaloChallenge's binning XML, or
+a YAML file of a grid, ``gentwin.domains.calorimeter``) the features are the showers' high-level observables (with one
 condition, the incident energy, also the deposited-over-incident ratio), ``classifier/features_auc``
 is CaloChallenge's high-level AUC and ``classifier/raw_auc`` its low-level one, and the figures are
 the calorimeter's; a layout whose voxel count is not the samples' width is refused (exit 2).
@@ -116,20 +116,20 @@ def evaluate_files(reference: str, generated: str, args: dict) -> dict:
     named = lambda a: None if a is None else {k: a[:, i] for i, k in enumerate(ref.c_names)}
     if "layout" in args:
         from gentwin.domains.calorimeter.figures import shower_figures
-        from gentwin.domains.calorimeter.layout import read_layout
-        from gentwin.domains.calorimeter.observables import incident_energy, observables
+        from gentwin.domains.calorimeter.layout import as_layout
+        from gentwin.domains.calorimeter.observables import LOG_BINNED, incident_energy, observables
 
-        layout = read_layout(args["layout"], args.get("particle"))
+        layout = as_layout(args["layout"], args.get("particle"))
         layout.check_width(math.prod(ref.x.shape[1:]), f"{reference} ({x})")
         card, notes = scorecard(observables(ref.x, layout, incident_energy(ref.c)), ref.x,
                                 observables(gen_x, layout, incident_energy(gen_c)), gen_x, named(ref.c), named(gen_c),
-                                seed=seed)
+                                seed=seed, log_bins=LOG_BINNED)
         figures = shower_figures(ref.x, ref.c, gen_x, gen_c, layout, seed=seed)
     else:
         features = lambda a: named_features(a, ref.x_names, max_features)
         card, notes = scorecard(features(ref.x), ref.x, features(gen_x), gen_x, named(ref.c), named(gen_c),
                                 seed=seed, classify_features=math.prod(ref.x.shape[1:]) > max_features)
-        figures = {"marginals": (features(ref.x), features(gen_x))}
+        figures = {"marginals": (features(ref.x), features(gen_x), {"seed": seed})}  # the scorecard's halves
     dropped = {k: v.dropped for k, v in (("reference", ref), ("generated", gen)) if v.dropped}
     return {"reference": str(reference), "generated": str(generated), "x": x, "c": c,
             "n_reference": len(ref.x), "n_generated": len(gen.x), "rows_dropped_nonfinite": dropped,
@@ -174,7 +174,8 @@ def _checkpoint_scorecard(dm, entries, real, c_raw, fake, ia, ib, seed, notes, f
     same = len(features) == columns.shape[1] and all(np.array_equal(v, columns[:, i])
                                                      for i, v in enumerate(features.values()))
     card, more = scorecard(features, real, per_sample_values(fake_props), fake[ib], dm.conditions(c_raw), gen_named,
-                           seed=seed, classify_features=not same, halves=(ia, ib))
+                           seed=seed, classify_features=not same, halves=(ia, ib),
+                           log_bins=getattr(dm, "log_bins", False))
     notes += more
     if entries:
         value = run_metrics(entries, b_props if c_raw is not None else a_props, fake_props, gen_named)
@@ -182,7 +183,8 @@ def _checkpoint_scorecard(dm, entries, real, c_raw, fake, ia, ib, seed, notes, f
         # floor, unless an entry gives its own (``<key>_floor``, e.g. the TPC sparsity entry).
         floor = {} if c_raw is not None else run_metrics(entries, a_props, b_props, None)
         card.update(domain_rows(value, floor))
-    figures["marginals"] = (per_sample_values(b_props), per_sample_values(fake_props))
+    figures["marginals"] = (per_sample_values(ref_props), per_sample_values(fake_props),
+                            {"halves": (ia, ib), "log_bins": getattr(dm, "log_bins", False)})
     return card
 
 
@@ -293,8 +295,8 @@ def write(result: dict, out: Path) -> list[Path]:
     written = []
     try:
         for name, fig in result.pop("_figures").items():
-            if isinstance(fig, tuple):
-                fig = marginals_figure(*fig)
+            if isinstance(fig, tuple):  # (reference, generated, options): drawn only when written
+                fig = marginals_figure(*fig[:2], **(fig[2] if len(fig) > 2 else {}))
             path = out / f"{name}.png"
             write_with(path, lambda tmp, fig=fig: fig.savefig(tmp, dpi=90, format="png"), new=True)
             plt.close(fig)

@@ -1,36 +1,42 @@
-"""Marginal histograms of named features, reference against generated (any domain, any file)."""
+"""Marginal histograms of named features, reference against generated (any domain, any file), as
+particle physicists show them (:mod:`gentwin.plots.hep`): stairs with statistical errors over a ratio
+panel with the floor's band, units on the axes, log axes over more than two decades, and each
+feature's separation power beside its floor in its title."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 
 def marginals_figure(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], bins: int = 40,
-                     max_panels: int = 16, labels: tuple[str, str] = ("reference", "generated")):
-    """A grid of the first ``max_panels`` features' histograms (densities, shared bins over both samples)."""
-    import matplotlib
+                     max_panels: int = 16, labels: tuple[str, str] = ("reference", "generated"),
+                     units: dict[str, str] | None = None, halves: tuple | None = None, seed: int = 0,
+                     log_bins=False):
+    """The first ``max_panels`` features, one panel each: the reference half ``A`` against the first
+    ``len(B)`` generated samples, the floor from ``A`` against ``B`` -- the rows a scorecard compares.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Args:
+        real, fake: name -> ``(N,)`` values of the reference and the generated sample.
+        units: name -> unit of the axis labels (none by default).
+        halves: ``(A, B)`` rows of ``real``; default a random split by ``seed``, as
+            :func:`gentwin.metrics.floors.scorecard` splits.
+        log_bins: the separation power's binning (:func:`gentwin.metrics.challenge.separation_powers`).
+        bins, labels: kept for callers of the earlier signature; the binning is
+            :func:`gentwin.plots.hep.binning`'s, the legend "reference" and "generated".
+    """
+    from gentwin.plots.hep import histogram_figure, lattice_step, style
 
-    names = list(real)[:max_panels]
-    cols = min(4, len(names))
-    rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
-    for ax, name in zip(axes.flat, names, strict=False):
-        a, b = np.asarray(real[name], float), np.asarray(fake[name], float)
-        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-        both = np.concatenate([a, b])
-        lo, hi = (both.min(), both.max()) if both.size else (0.0, 1.0)
-        edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
-        ax.hist(a, edges, density=True, histtype="stepfilled", alpha=0.35, label=labels[0])
-        ax.hist(b, edges, density=True, histtype="step", lw=1.5, label=labels[1])
-        ax.set_title(name, fontsize=9)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(names):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    units = dict(units or {})
+    names = [k for k in real if np.ndim(real[k]) == 1][:max_panels]
+    n = len(next(iter(real.values())))
+    if halves is None:
+        perm = np.random.default_rng(seed).permutation(n)
+        halves = perm[: n // 2], perm[n // 2 :]
+    ia, ib = halves
+    a, b = ({k: np.asarray(real[k], np.float64)[i] for k in names} for i in (ia, ib))
+    g = {k: np.asarray(fake[k], np.float64)[: len(ib)] for k in names}
+    unit = lambda name: units.get(name, "")
+    label = lambda name: f"{name} [{unit(name)}]" if unit(name) else name
+    with style():
+        return histogram_figure(names, a, b, g, label, cols=4, step=lambda name: lattice_step(a[name]),
+                                log_bins=log_bins, unit=unit)

@@ -47,11 +47,13 @@ class ArraysDataModule(ArrayDataModule):
         self.drop_nonfinite, self.max_memory_gb, self.max_features = drop_nonfinite, max_memory_gb, max_features
         self.arrays: Arrays | None = None
         self.x_names: list[str] = []
-        self.layout, self.energy_unit = None, energy_unit
+        self.layout, self.energy_unit, self.log_bins = None, energy_unit, False
         if layout is not None:
             from gentwin.domains.calorimeter.layout import as_layout
+            from gentwin.domains.calorimeter.observables import LOG_BINNED
 
             self.layout = as_layout(layout, particle)
+            self.log_bins = LOG_BINNED  # separation power of the energies in log bins (evaluate's scorecard)
 
     def build(self, rng):
         a = read_arrays(self.path, self.x_keys, self.c_keys or None, self.tree, self.n, self.drop_nonfinite,
@@ -73,15 +75,16 @@ class ArraysDataModule(ArrayDataModule):
     def figures(self, real, fake, c):
         from gentwin.plots.marginals import marginals_figure
 
+        # Halves A, B of the held-out samples; the generated ones at B's conditions, as evaluate compares them.
+        perm = np.random.default_rng(self.seed).permutation(len(real))
+        ia, ib = perm[: len(real) // 2], perm[len(real) // 2 :]
         if self.layout is not None:
             from gentwin.domains.calorimeter.figures import shower_figures
 
-            # Halves A, B of the held-out showers; the generated ones at B's conditions, as evaluate compares them.
-            perm = np.random.default_rng(self.seed).permutation(len(real))
-            ia, ib = perm[: len(real) // 2], perm[len(real) // 2 :]
             return shower_figures(real, c, fake[ib], None if c is None else c[ib], self.layout, (ia, ib),
                                   energy_unit=self.energy_unit)
-        return {"marginals": marginals_figure(self.properties(real), self.properties(fake))}
+        return {"marginals": marginals_figure(self.properties(real), self.properties(fake[ib]), halves=(ia, ib),
+                                              units=getattr(self, "units", None))}
 
     def describe(self) -> str:
         a = self.arrays

@@ -18,6 +18,9 @@ from gentwin.metrics.classifier import classifier_test
 from gentwin.metrics.moments import Properties
 
 EPS = 1e-16  # CaloChallenge's: an empty layer has centre and width 0
+# Separation power bins these in log when they span more than two decades, as CaloChallenge's figures
+# bin the layer energies: 50 equal bins over 5 decades put most showers in the first few.
+LOG_BINNED = ("energy_total", "energy_layer")
 
 
 def observables(x: np.ndarray, layout: Layout, incident: np.ndarray | None = None,
@@ -28,7 +31,8 @@ def observables(x: np.ndarray, layout: Layout, incident: np.ndarray | None = Non
         name -> ``(N,)`` float64: ``energy_total``, ``energy_ratio`` (with ``incident``, ``(N,)`` or
         ``(N, 1)``), per layer ``energy_layer_<id>`` and ``nonzero_<id>``, and per layer binned in alpha
         ``centre_eta_<id>``, ``centre_phi_<id>``, ``width_eta_<id>``, ``width_phi_<id>`` (in the units of
-        ``r_edges``, mm in CaloChallenge).
+        ``r_edges``, mm in CaloChallenge); in a grid's layers ``centre_x_<id>``, ``centre_y_<id>``,
+        ``width_x_<id>``, ``width_y_<id>`` (mm).
     """
     x = np.asarray(x, np.float64).reshape(len(x), -1)
     layout.check_width(x.shape[1])
@@ -41,13 +45,13 @@ def observables(x: np.ndarray, layout: Layout, incident: np.ndarray | None = Non
         total = e.sum(1)
         out[f"energy_layer_{layer.id}"] = total
         per_layer[f"nonzero_{layer.id}"] = (e > threshold).mean(1)
-        if layer.n_alpha > 1:
-            for axis, pos in zip(("eta", "phi"), layer.eta_phi(), strict=True):
-                centre = (e @ pos) / (total + EPS)
-                second = (e @ pos**2) / (total + EPS)
-                per_layer[f"centre_{axis}_{layer.id}"] = centre
-                per_layer[f"width_{axis}_{layer.id}"] = np.sqrt(np.clip(second - centre**2, 0, None))
-    kinds = ("centre_eta", "centre_phi", "width_eta", "width_phi", "nonzero")
+        for axis, pos in layer.positions().items():
+            centre = (e @ pos) / (total + EPS)
+            second = (e @ pos**2) / (total + EPS)
+            per_layer[f"centre_{axis}_{layer.id}"] = centre
+            per_layer[f"width_{axis}_{layer.id}"] = np.sqrt(np.clip(second - centre**2, 0, None))
+    kinds = ("centre_eta", "centre_phi", "centre_x", "centre_y", "width_eta", "width_phi", "width_x", "width_y",
+             "nonzero")
     out.update({k: per_layer[k] for kind in kinds for k in per_layer if k.rsplit("_", 1)[0] == kind})
     return out
 

@@ -107,7 +107,8 @@ def write_with(path: str | Path, write: Callable[[Path], object], new: bool = Fa
         return write(tmp)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -127,7 +128,7 @@ def remove_stale(folder: str | Path) -> list[Path]:
         if not m or not path.is_file() or path.is_symlink():
             continue
         pid = int(m.group(1))
-        if pid != os.getpid() and _alive(pid):
+        if pid != os.getpid() and alive(pid):
             continue  # a write in progress in another process
         path.unlink(missing_ok=True)
         removed.append(path)

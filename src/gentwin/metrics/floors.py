@@ -39,9 +39,10 @@ def _mean(values: dict[str, float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def marginal_scores(a: Properties, b: Properties) -> dict[str, float]:
-    """``separation/<f>``, ``separation/mean``, ``w1/<f>`` (W1 / std of ``a``) and ``w1/mean``."""
-    out = {f"separation/{k}": v for k, v in separation_powers(a, b).items()}
+def marginal_scores(a: Properties, b: Properties, log_bins=False) -> dict[str, float]:
+    """``separation/<f>``, ``separation/mean``, ``w1/<f>`` (W1 / std of ``a``) and ``w1/mean``;
+    ``log_bins`` as :func:`gentwin.metrics.challenge.separation_powers`."""
+    out = {f"separation/{k}": v for k, v in separation_powers(a, b, log_bins=log_bins).items()}
     w1 = w1_marginals(a, b, scale="std")
     out.update({f"w1/{k}": v for k, v in w1.items()})
     out["w1/mean"] = _mean(w1)
@@ -49,9 +50,9 @@ def marginal_scores(a: Properties, b: Properties) -> dict[str, float]:
 
 
 def compare(a: Properties, b: Properties, a_raw: np.ndarray, b_raw: np.ndarray, seed: int = 0,
-            classify_features: bool = True) -> dict[str, float]:
+            classify_features: bool = True, log_bins=False) -> dict[str, float]:
     """All metrics of ``a`` against ``b`` (features ``a``, ``b``; raw samples ``a_raw``, ``b_raw``)."""
-    out = marginal_scores(a, b)
+    out = marginal_scores(a, b, log_bins)
     out.update(fpd_kpd(a, b, seed=seed + 42))
     raw = classifier_test(a_raw, b_raw, seed=seed)
     out.update({"classifier/raw_auc": raw["auc"], "classifier/raw_jsd": raw["jsd"]})
@@ -67,8 +68,8 @@ def _rows(props: Properties, keep: np.ndarray) -> Properties:
 
 def scorecard(ref: Properties, ref_raw: np.ndarray, gen: Properties, gen_raw: np.ndarray,
               ref_cond: Properties | None = None, gen_cond: Properties | None = None, seed: int = 0,
-              classify_features: bool = True, n_bins: int = 3, halves: tuple | None = None
-              ) -> tuple[dict[str, dict[str, float]], list[str]]:
+              classify_features: bool = True, n_bins: int = 3, halves: tuple | None = None,
+              log_bins=False) -> tuple[dict[str, dict[str, float]], list[str]]:
     """``{metric: {"value", "floor"}}`` and notes (JetNet's sample-size advice).
 
     Args:
@@ -80,6 +81,7 @@ def scorecard(ref: Properties, ref_raw: np.ndarray, gen: Properties, gen_raw: np
         n_bins: bins per condition (quantiles of the reference half ``A``).
         halves: ``(A, B)`` row indices of the reference; default a random split in two. The generated
             sample's first ``len(B)`` rows are used (pass it shuffled, or generated for ``B``'s conditions).
+        log_bins: the separation power's binning (:func:`gentwin.metrics.challenge.separation_powers`).
     """
     n = len(ref_raw)
     if halves is None:
@@ -90,8 +92,8 @@ def scorecard(ref: Properties, ref_raw: np.ndarray, gen: Properties, gen_raw: np
                          f"(half the reference)")
     ig = np.arange(len(ib))
     a, b, g = _rows(ref, ia), _rows(ref, ib), _rows(gen, ig)
-    value = compare(a, g, ref_raw[ia], gen_raw[ig], seed, classify_features)
-    floor = compare(a, b, ref_raw[ia], ref_raw[ib], seed, classify_features)
+    value = compare(a, g, ref_raw[ia], gen_raw[ig], seed, classify_features, log_bins)
+    floor = compare(a, b, ref_raw[ia], ref_raw[ib], seed, classify_features, log_bins)
     card = {k: {"value": value[k], "floor": floor[k]} for k in value}
     if ref_cond and gen_cond:
         for name in ref_cond:
@@ -102,8 +104,8 @@ def scorecard(ref: Properties, ref_raw: np.ndarray, gen: Properties, gen_raw: np
                 inside = [(c >= lo) & ((c <= hi) if last else (c < hi)) for c in (ca, cb, cg)]
                 if min(m.sum() for m in inside) < MIN_BIN_ROWS:
                     continue
-                va = marginal_scores(_rows(a, inside[0]), _rows(g, inside[2]))
-                fl = marginal_scores(_rows(a, inside[0]), _rows(b, inside[1]))
+                va = marginal_scores(_rows(a, inside[0]), _rows(g, inside[2]), log_bins)
+                fl = marginal_scores(_rows(a, inside[0]), _rows(b, inside[1]), log_bins)
                 for stat in ("separation/mean", "w1/mean"):
                     card[f"by_{name}/[{lo:.4g},{hi:.4g}{']' if last else ')'}/{stat}"] = {"value": va[stat],
                                                                                         "floor": fl[stat]}

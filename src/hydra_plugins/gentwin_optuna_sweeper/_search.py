@@ -47,6 +47,8 @@ from optuna.distributions import (
 )
 from optuna.trial import Trial, TrialState
 
+from gentwin.atomic import alive
+
 log = logging.getLogger(__name__)
 
 Launch = Callable[[Sequence[Sequence[str]], int], Sequence[JobReturn]]
@@ -126,15 +128,7 @@ def study_key(name: str, space: Mapping[str, BaseDistribution], fixed: Mapping[s
 
 def _alive(pid: int) -> bool:
     """Whether process ``pid`` of this host still runs (``False`` for this process: its sweep starts now)."""
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+    return pid != os.getpid() and alive(pid)
 
 
 def fail_stale(study: optuna.Study) -> list[int]:

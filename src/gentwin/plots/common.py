@@ -44,5 +44,17 @@ def stamp(fig, text: str) -> None:
     """Puts ``text`` (the run's state: epoch, monitored metric) above a figure's own title."""
     old = fig._suptitle.get_text() if fig._suptitle is not None else ""
     fig.suptitle(f"{text}\n{old}" if old else text, fontsize=9, y=0.995, va="top")
+    if fig.get_layout_engine() is not None:  # constrained layout makes room for the title itself
+        return
     room = (0.45 if old else 0.3) / fig.get_figheight()  # inches of title over the panels
     fig.subplots_adjust(top=min(fig.subplotpars.top, 1 - room))
+
+
+def tensorboard(trainer):
+    """The TensorBoard ``SummaryWriter`` of the trainer, or ``None``."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return logger.experiment
+    return None

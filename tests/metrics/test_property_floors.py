@@ -10,10 +10,10 @@ import pytest
 
 from gentwin.domains.digits.datamodule import DigitsDataModule
 from gentwin.domains.leaves.datamodule import LeafDataModule
-from gentwin.training.evaluate import run_metrics
 from gentwin.metrics.floors import split_halves
 from gentwin.metrics.properties import property_floor, property_metric, property_scores, property_table
 from gentwin.report import build_report, markdown
+from gentwin.training.evaluate import run_metrics
 
 KEYS = ("a", "b", "c")
 

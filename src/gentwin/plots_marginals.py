@@ -8,8 +8,12 @@ import numpy as np
 
 
 def marginals_figure(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], bins: int = 40,
-                     max_panels: int = 16, labels: tuple[str, str] = ("reference", "generated")):
-    """A grid of the first ``max_panels`` features' histograms (densities, shared bins over both samples)."""
+                     max_panels: int = 16, labels: tuple[str, str] = ("reference", "generated"),
+                     units: dict[str, str] | None = None):
+    """A grid of the first ``max_panels`` features' histograms (densities, shared bins over both samples);
+    titles carry ``units`` (``dataset.units``) where a feature has one."""
+    from gentwin.data.units import label
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +31,7 @@ def marginals_figure(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], b
         edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
         ax.hist(a, edges, density=True, histtype="stepfilled", alpha=0.35, label=labels[0])
         ax.hist(b, edges, density=True, histtype="step", lw=1.5, label=labels[1])
-        ax.set_title(name, fontsize=9)
+        ax.set_title(label(name, units or {}), fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")

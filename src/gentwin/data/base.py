@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gentwin.data.transforms import Identity
-from gentwin.errors import ConfigError
+from gentwin.errors import ConfigError, DataError
 
 
 class EpochBatches:
@@ -78,7 +78,10 @@ class ArrayDataModule(L.LightningDataModule):
       * ``shape``: one sample's shape; ``cond_dim``: condition width (0 when unconditional);
         ``cond_names``: names of the condition columns;
       * ``transform``: an invertible ``nn.Module`` fitted on the training split (data -> model space);
-      * ``x_train, c_train, x_val, c_val``: tensors in model space (conditions as given);
+      * ``cond_transform``: the same for the conditions (``dataset.cond_transform``), fitted on the
+        training split; ``cond_range``: each named condition's ``(min, max)`` over the dataset, in data
+        units (``sample`` refuses conditions outside it);
+      * ``x_train, c_train, x_val, c_val``: tensors in model space; ``x_raw_val, c_raw_val``: data space;
       * ``properties(x, c)`` and ``figures(...)`` for evaluation, in data space;
         ``real_properties()``: those of the held-out samples evaluation compares with, computed once.
 
@@ -87,6 +90,7 @@ class ArrayDataModule(L.LightningDataModule):
         val_fraction: Held-out share, in (0, 1).
         batch_size: Samples per batch.
         transform: Transform module (``None`` = identity).
+        cond_transform: Transform of the conditions (``None`` = identity).
         seed: Seed of the data generation and the split (independent of the training seed).
         n_eval: Samples compared at each validation (``None`` = the whole held-out split).
     """
@@ -99,6 +103,7 @@ class ArrayDataModule(L.LightningDataModule):
         transform: nn.Module | None = None,
         seed: int = 0,
         n_eval: int | None = None,
+        cond_transform: nn.Module | None = None,
     ):
         super().__init__()
         if n is not None and n < 2:
@@ -109,6 +114,9 @@ class ArrayDataModule(L.LightningDataModule):
             raise ConfigError(f"dataset.batch_size must be >= 1, got {batch_size}")
         self.n, self.val_fraction, self.batch_size = n, val_fraction, batch_size
         self.transform = transform if transform is not None else Identity()
+        self.cond_transform = cond_transform if cond_transform is not None else Identity()
+        self.units: dict[str, str] = {}
+        self.cond_range: dict[str, tuple[float, float]] = {}
         self.seed, self.n_eval = seed, n_eval
         self.batches_per_step = 1
         self.cond_names: list[str] = []
@@ -178,12 +186,41 @@ class ArrayDataModule(L.LightningDataModule):
             self.c_train = self.c_val = None
             self.c_raw_val = None
         else:
-            c_t = torch.as_tensor(c, dtype=torch.float32)
-            self.c_train, self.c_val = c_t[tr].contiguous(), c_t[va].contiguous()
+            c_t = torch.as_tensor(np.ascontiguousarray(c), dtype=torch.float32)
+            try:
+                self.cond_transform.fit(c_t[tr])
+            except ValueError as e:  # e.g. log of a non-positive energy: name the key that chose it
+                raise DataError(f"dataset.cond_transform on the conditions {self.cond_names}: "
+                                f"{str(e).replace('dataset.transform', 'dataset.cond_transform')}") from None
+            with torch.no_grad():
+                k = self.cond_transform(c_t)
+            self.c_train, self.c_val = k[tr].contiguous(), k[va].contiguous()
             self.c_raw_val = c[va]
+            self.cond_range = {name: (float(np.min(v)), float(np.max(v)))
+                               for name, v in (self.conditions(c) or {}).items()}
         self.shape = tuple(x.shape[1:])
         self.cond_dim = 0 if c is None else c.shape[1]
         self._built = True
+
+    def scale_hint(self, limit: float = 1e3) -> str:
+        """Why a first step may have gone non-finite: a model input far from unit scale after its
+        transform, and the key that fixes it; ``""`` when every input is within ``limit``."""
+        hints = []
+        for what, t, key, transform, names, fix in (
+                ("samples", self.x_train, "dataset.transform", self.transform, None,
+                 "dataset/transform=log1p_standardize"),
+                ("conditions", self.c_train, "dataset.cond_transform", self.cond_transform, self.cond_names,
+                 "dataset/cond_transform=log_standardize (or standardize)")):
+            if t is None or not len(t):
+                continue
+            peak = t.flatten(1).abs().amax(0)
+            peak = torch.where(torch.isfinite(peak), peak, torch.full_like(peak, float("inf")))
+            i = int(peak.argmax())
+            if peak[i] > limit:
+                name = names[i] if names and i < len(names) else f"column {i}"
+                hints.append(f"{what} {name!r} reach {float(peak[i]):.3g} after {key} "
+                             f"({type(transform).__name__}), far from unit scale: set {fix}")
+        return "; likely cause: " + "; ".join(hints) if hints else ""
 
     @property
     def n_train(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gentwin.data.base import ArrayDataModule
 from gentwin.data.files import Arrays, as_names, read_arrays
+from gentwin.data.units import check_units
 from gentwin.errors import ConfigError
 
 
@@ -24,12 +25,13 @@ class ArraysDataModule(ArrayDataModule):
         max_memory_gb: refuse a file needing more memory than this (``None``: half the available memory).
         max_features: compare samples column by column up to this many values, through summaries above.
         n: the first ``n`` rows (``None``: all).
+        units: ``{array or column name: unit}`` (``gentwin.data.units``), for figures, tables and files.
         **kwargs: ``ArrayDataModule`` arguments (``val_fraction``, ``batch_size``, ``transform``, ...).
     """
 
     def __init__(self, path: str | None = None, x=None, c=None, tree: str | None = None,
                  drop_nonfinite: bool = False, max_memory_gb: float | None = None, max_features: int = 32,
-                 n: int | None = None, **kwargs):
+                 n: int | None = None, units=None, **kwargs):
         super().__init__(n=n, **kwargs)
         if path is None:
             raise ConfigError("dataset.path is not set: give the file, dataset.path=<file.h5|.root|.npz|.npy|.csv>")
@@ -37,6 +39,7 @@ class ArraysDataModule(ArrayDataModule):
             raise ConfigError(f"dataset.max_memory_gb must be > 0, got {max_memory_gb}")
         self.path, self.x_keys, self.c_keys, self.tree = str(path), as_names(x), as_names(c), tree
         self.drop_nonfinite, self.max_memory_gb, self.max_features = drop_nonfinite, max_memory_gb, max_features
+        self.units = check_units(units, self.x_keys + self.c_keys)
         self.arrays: Arrays | None = None
         self.x_names: list[str] = []
 
@@ -54,7 +57,8 @@ class ArraysDataModule(ArrayDataModule):
     def figures(self, real, fake, c):
         from gentwin.plots_marginals import marginals_figure
 
-        return {"marginals": marginals_figure(self.properties(real), self.properties(fake))}
+        return {"marginals": marginals_figure(self.properties(real), self.properties(fake),
+                                                 units=self.units)}
 
     def describe(self) -> str:
         a = self.arrays

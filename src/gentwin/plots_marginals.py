@@ -12,9 +12,9 @@ def marginals_figure(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], b
                      units: dict[str, str] | None = None):
     """A grid of the first ``max_panels`` features' histograms (densities, shared bins over both samples);
     titles carry ``units`` (``dataset.units``) where a feature has one."""
-    from gentwin.data.units import label
-
     import matplotlib
+
+    from gentwin.data.units import label
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

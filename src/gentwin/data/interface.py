@@ -7,6 +7,8 @@ sidecar JSON (``sidecar_interface``) so that a program calling the exported file
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from omegaconf import OmegaConf
@@ -29,7 +31,7 @@ def condition_info(dataset_cfg, dm) -> dict:
 def named_conditions(c: np.ndarray, dm, cond_names: list[str]) -> dict[str, np.ndarray]:
     """Data-unit columns of condition vectors ``c`` by name: the datamodule's ``conditions`` (TPC: its
     raw profile variables) or, without a datamodule, the columns ``cond_names``."""
-    if dm is not None:
+    if dm is not None and dm.cond_names:  # known before setup (TPC); a file's are known after reading it
         return dm.conditions(c)
     return {name: c[:, i] for i, name in enumerate(cond_names)}
 
@@ -106,3 +108,28 @@ def sidecar_interface(sampler, info: dict) -> dict:
               "unit": units.get(x_name, "") if x_name else "", "file_name": x_name}
     return {"inputs": inputs, "outputs": [output], "output": output,
             "noise": "draw z (and eps) from N(0, 1); give c in data units within each column's training_range"}
+
+
+def read_named_conditions(path: Path, dataset: dict | None) -> np.ndarray | None:
+    """Data-unit conditions ``(N, C)`` read from ``path`` by the names of ``dataset.c`` (and
+    ``dataset.tree``), from any file ``dataset=arrays`` reads, a single ``(N, 1)`` array or ``(N,)``
+    alike; ``None`` when ``dataset`` names no conditions or is no ``dataset=arrays`` config, or when
+    an npz file holds an array ``c`` instead (a run's ``samples.npz``)."""
+    from gentwin.data.files import as_names, read_arrays
+    from gentwin.errors import DataError
+
+    names = as_names((dataset or {}).get("c")) if "ArraysDataModule" in str((dataset or {}).get("_target_")) else []
+    if not names:
+        return None
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                if "c" in f.files and not set(names) <= set(f.files):
+                    return None
+        except (OSError, ValueError) as e:
+            raise ConditionsError(f"{path}: not a readable npz file ({e})") from None
+    try:
+        a = read_arrays(path, names, tree=dataset.get("tree"))
+    except DataError as e:
+        raise ConditionsError(str(e).replace("(dataset.x)", "(the model's conditions)")) from None
+    return a.x.reshape(len(a.x), -1)

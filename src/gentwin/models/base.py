@@ -57,7 +57,8 @@ class Sampler(nn.Module):
 
     ``sample`` draws the noise and runs this map; ``export-model`` writes it with the noise as inputs.
     Inputs, batch-first: ``z`` ``(B, latent_dim)``; ``c`` ``(B, cond_dim)`` in data units (the fitted
-    condition transform is applied inside), only for conditional models; ``eps`` ``(B, *shape)``, only when ``eps`` is set (a VAE's decoder noise). Output
+    condition transform is applied inside), only for conditional models; ``eps`` ``(B, *shape)``, only
+    when ``eps`` is set (a VAE's decoder noise). Output
     ``(B, *shape)``. A family's subclass implements ``to_model_space``; the sampler holds the parts it
     runs (networks, transform), not the LightningModule, whose trainer properties tracing would touch.
 
@@ -155,7 +156,8 @@ class GenerativeModel(L.LightningModule):
     """
 
     def __init__(self, *, shape, cond_dim: int = 0, transform: nn.Module | None = None,
-                 cond_transform: nn.Module | None = None, optimizer=None, lr_schedule=None, finite_check: str | None = None):
+                 cond_transform: nn.Module | None = None, optimizer=None, lr_schedule=None,
+                 finite_check: str | None = None):
         super().__init__()
         if finite_check not in (None, "step", "deferred"):
             raise ValueError(f"model.finite_check must be 'step', 'deferred' or null, got {finite_check!r}")
@@ -264,8 +266,8 @@ class GenerativeModel(L.LightningModule):
     # -- wiring ---------------------------------------------------------------------------------
     def param_groups(self) -> list[tuple[str, list[nn.Parameter], float | None]]:
         """``(name, parameters, lr or None for the optimizer's own)`` per optimizer."""
-        return [("model", [p for n, p in self.named_parameters() if not n.startswith(("transform.", "cond_transform."))],
-                 None)]
+        fitted = ("transform.", "cond_transform.")  # the data's, not trained
+        return [("model", [p for n, p in self.named_parameters() if not n.startswith(fitted)], None)]
 
     def configure_optimizers(self):
         optimizers, schedulers = [], []
@@ -393,7 +395,8 @@ class GenerativeModel(L.LightningModule):
         x, c = batch
         if self.has_likelihood:
             with torch.no_grad():
-                nll = -self.log_prob(self.transform.inverse(x), None if c is None else self.cond_transform.inverse(c)).mean()
+                c = None if c is None else self.cond_transform.inverse(c)  # the batch is in model space
+                nll = -self.log_prob(self.transform.inverse(x), c).mean()
             self.log("val/nll", nll, prog_bar=False, batch_size=len(x))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -194,6 +194,12 @@ class ArrayDataModule(L.LightningDataModule):
                                 f"{str(e).replace('dataset.transform', 'dataset.cond_transform')}") from None
             with torch.no_grad():
                 k = self.cond_transform(c_t)
+            bad = ~torch.isfinite(k)
+            if bad.any():  # a held-out row outside the domain the training split was checked for
+                i, j = (int(v) for v in bad.nonzero()[0])
+                name = self.cond_names[j] if j < len(self.cond_names) else f"column {j}"
+                raise DataError(f"dataset.cond_transform ({type(self.cond_transform).__name__}) cannot take the "
+                                f"condition {name}={float(c_t[i, j]):.6g} of row {i}: it gives {float(k[i, j])}")
             self.c_train, self.c_val = k[tr].contiguous(), k[va].contiguous()
             self.c_raw_val = c[va]
             self.cond_range = {name: (float(np.min(v)), float(np.max(v)))

@@ -151,7 +151,9 @@ class TPCDataModule(ArrayDataModule):
 
         if conditions is None:
             conditions = self.c_raw_val[: len(images)]
-        names = self.feature_names or [*dict.fromkeys([*self.cond_names, self.pad_feature, self.time_feature])]
+        # Simulated events have no file columns: their conditions' variables, pad and drift included.
+        names = self.feature_names or [*dict.fromkeys([*(v.removesuffix("_frac") for v in self.cond_names),
+                                                        self.pad_feature, self.time_feature])]
         return write_digits(path, images, self.conditions(conditions), names, self.pad_feature,
                             self.time_feature, self.pad_window, self.time_window)
 

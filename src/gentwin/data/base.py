@@ -161,6 +161,11 @@ class ArrayDataModule(L.LightningDataModule):
             return None
         return {name: c[:, i] for i, name in enumerate(self.cond_names)}
 
+    def condition_ranges(self, c: np.ndarray) -> dict[str, tuple[float, float]]:
+        """The range of each named condition (``conditions``) that ``sample`` accepts without
+        ``extrapolate=true``; default: its minimum and maximum over the dataset ``c``."""
+        return {name: (float(np.min(v)), float(np.max(v))) for name, v in (self.conditions(c) or {}).items()}
+
     # -- provided ------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self._built:
@@ -202,8 +207,7 @@ class ArrayDataModule(L.LightningDataModule):
                                 f"condition {name}={float(c_t[i, j]):.6g} of row {i}: it gives {float(k[i, j])}")
             self.c_train, self.c_val = k[tr].contiguous(), k[va].contiguous()
             self.c_raw_val = c[va]
-            self.cond_range = {name: (float(np.min(v)), float(np.max(v)))
-                               for name, v in (self.conditions(c) or {}).items()}
+            self.cond_range = self.condition_ranges(c)
         self.shape = tuple(x.shape[1:])
         self.cond_dim = 0 if c is None else c.shape[1]
         self._built = True

@@ -141,6 +141,10 @@ class TPCDataModule(ArrayDataModule):
                                 statistics=PROPERTY_NAMES, n_bootstrap=20)
         return {"profiles": profile_figure(profiles), "responses": response_grid(real, fake, cond)}
 
+    def condition_ranges(self, c):
+        """The data's ranges, but a fractional part's is all of [0, 1): periodic, never extrapolated."""
+        return {k: (0.0, 1.0) if k.endswith("_frac") else v for k, v in super().condition_ranges(c).items()}
+
     def writers(self) -> dict:
         return {".dat": self.write_responses}
 

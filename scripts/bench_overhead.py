@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_tpc_step import critic_step  # noqa: E402  (scripts/ is on the path of a script run from it)
 from conftest import compose  # noqa: E402
-from gentwin.run import _quiet, build  # noqa: E402
+from gentwin.training.fit import _quiet, build  # noqa: E402
 
 
 def make(args, critic_steps: int | None = None, extra: tuple[str, ...] = ()):

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import compose  # noqa: E402
 from gentwin.metrics.moments import format_moment_table  # noqa: E402
-from gentwin.run import run  # noqa: E402
+from gentwin.training.fit import run  # noqa: E402
 
 # Training settings per model (the rest are the model's defaults in configs/model/).
 SETTINGS = {

@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 def build(batch: int):
     """The baseline GAN (untrained) and a fixed real batch of simulated responses in model space."""
     from conftest import compose
-    from gentwin.run import _quiet, build
+    from gentwin.training.fit import _quiet, build
 
     _quiet()
     n = max(2000, 12 * batch)  # 8 batches per step from the 75 % training split

@@ -37,7 +37,7 @@ def compose(overrides: list[str]):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from gentwin.cli import CONFIGS
+    from gentwin.training.configs import CONFIGS
 
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = hydra_compose(config_name="run", overrides=overrides, return_hydra_config=True)
@@ -51,9 +51,10 @@ def benchmark(model_name: str, minutes: float, n: int, threads: int, extra: list
     import lightning as L
     import torch
 
-    from gentwin.config import validate
     from gentwin.metrics.properties import property_scores, property_table
-    from gentwin.run import _quiet, build, set_threads
+    from gentwin.training.fit import _quiet, build
+    from gentwin.training.launch import set_threads
+    from gentwin.training.validation import validate
 
     cfg = compose([f"experiment=leaf_{model_name}", f"threads={threads}", "dataset.grid_every_n_steps=null",
                    *CPU_SIZE[model_name], *extra])
@@ -92,7 +93,7 @@ def benchmark(model_name: str, minutes: float, n: int, threads: int, extra: list
     print(f"mean W1/std {scores['mean_w1']:.3f}, mean KS {scores['mean_ks']:.3f}, "
           f"post-processing success {100 * scores['valid_rate']:.1f} %", flush=True)
     if figures is not None:
-        from gentwin.plots_images import property_histograms, sample_comparison
+        from gentwin.plots.images import property_histograms, sample_comparison
 
         figures.mkdir(parents=True, exist_ok=True)
         property_histograms(real_props, fake_props, title=f"{model_name}, {minutes:g} min").savefig(

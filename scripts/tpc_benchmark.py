@@ -63,7 +63,7 @@ def floor(cfg, draws: int = 5) -> tuple[float, float, int]:
     import torch
 
     from gentwin.domains.tpc.metrics import tpc_chi2
-    from gentwin.run import build
+    from gentwin.training.fit import build
 
     dm, _ = build(cfg)
     n = len(dm.x_raw_val)
@@ -87,7 +87,8 @@ def seconds_per_epoch(cfg, steps: int = 6) -> float:
 
     import lightning as L
 
-    from gentwin.run import build, set_threads
+    from gentwin.training.fit import build
+    from gentwin.training.launch import set_threads
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")

@@ -70,7 +70,7 @@ def main() -> int:
     c = torch.as_tensor(events.conditions())
 
     if a.checkpoint is not None:
-        from gentwin.checkpoint import load_model
+        from gentwin.training.checkpoint import load_model
 
         surrogates = {a.checkpoint.name: load_model(a.checkpoint)}
     else:

@@ -75,8 +75,8 @@ def fit(cfg, steps: int = 2, limit_val_batches: int = 0, root_dir=None):
     """Validates ``cfg``, builds it and trains ``steps`` steps; asserts the weights moved. ``(dm, model)``."""
     import lightning as L
 
-    from gentwin.config import validate
-    from gentwin.run import build
+    from gentwin.training.fit import build
+    from gentwin.training.validation import validate
 
     validate(cfg)
     L.seed_everything(0, verbose=False)
@@ -138,6 +138,23 @@ def cli(*args: str, cwd: Path, timeout: float = 300, isolated: bool = False):
     return _in_process(args[0], list(args[1:]), Path(cwd), env)
 
 
+def entry_point(name: str):
+    """The function console script ``name`` calls, as this checkout's pyproject.toml names it: the code
+    under test, whichever copy of gentwin is installed (an install made before a module moved names
+    the old place). A script pyproject.toml lacks is looked up in the installed metadata."""
+    import importlib
+    from importlib.metadata import entry_points
+
+    import tomllib
+
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"].get(name)
+    if target is None:
+        (entry,) = [e for e in entry_points(group="console_scripts", name=name) if e.dist.name == "gentwin"]
+        return entry.load()
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def _in_process(name: str, argv: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
     """A console script's entry point called here, every piece of process state it may change restored.
 
@@ -152,12 +169,11 @@ def _in_process(name: str, argv: list[str], cwd: Path, env: dict) -> subprocess.
     import random
     import traceback
     import warnings
-    from importlib.metadata import entry_points
 
     import numpy as np
     from hydra.core.global_hydra import GlobalHydra
 
-    (entry,) = [e for e in entry_points(group="console_scripts", name=name) if e.dist.name == "gentwin"]
+    entry = entry_point(name)
     saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
     threads = torch.get_num_threads()
     loggers = [logging.getLogger()] + [v for v in logging.Logger.manager.loggerDict.values()
@@ -184,7 +200,7 @@ def _in_process(name: str, argv: list[str], cwd: Path, env: dict) -> subprocess.
                 warnings.simplefilter("ignore", category)
             warnings.showwarning = warnings._showwarning_orig
             try:
-                entry.load()()
+                entry()
             except SystemExit as e:
                 if isinstance(e.code, str):
                     print(e.code, file=sys.stderr)

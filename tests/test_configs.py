@@ -10,8 +10,8 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import TINY, compose, fit, options
-from gentwin.config import validate
 from gentwin.errors import ConfigError
+from gentwin.training.validation import validate
 
 TOY = options("dataset")  # refined below once other domains add datasets
 TOY = [d for d in TOY if compose([f"dataset={d}"]).dataset._target_.endswith("ToyDataModule")]
@@ -60,7 +60,7 @@ def test_every_specialisation_applies_to_its_dataset_and_model_and_is_printed():
     from hydra.core.hydra_config import HydraConfig
 
     from conftest import CONFIGS
-    from gentwin.config import specialisations
+    from gentwin.training.configs import specialisations
 
     for path in sorted((CONFIGS / "specialise").glob("*.yaml")):
         dataset, model = next((d, m) for d in options("dataset") for m in options("model") if path.stem == f"{d}_{m}")
@@ -77,7 +77,7 @@ def test_a_new_model_needs_no_specialisation_line_and_help_survives_odd_files(tm
     import shutil
 
     from conftest import CONFIGS
-    from gentwin.config import specialisation_help
+    from gentwin.training.configs import specialisation_help
 
     root = tmp_path / "configs"
     shutil.copytree(CONFIGS, root)

@@ -14,11 +14,11 @@ import torch
 
 import gentwin
 from conftest import TINY, cli, compose
-from gentwin.config import validate
 from gentwin.domains.tpc.nets import SparseDropout
 from gentwin.errors import ConfigError, Diverged
 from gentwin.models.base import GenerativeModel
-from gentwin.run import build
+from gentwin.training.fit import build
+from gentwin.training.validation import validate
 
 EVERY = 4
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import cli
-from gentwin.evaluate_command import main
+from gentwin.commands.evaluate import main
 from gentwin.metrics.challenge import separation_power
 
 pytestmark = pytest.mark.usefixtures("onnx_registry_once")  # conftest: built once
@@ -37,7 +37,7 @@ def write(path, n, seed, shift=0.0):
 
 
 def test_a_domain_entry_gives_its_own_floor():
-    from gentwin.evaluate_command import domain_rows, table
+    from gentwin.commands.evaluate import domain_rows, table
 
     value = {"chi2": 5.0, "sparsity/w1": 2.0, "sparsity/w1_floor": 0.5, "sparsity/mean_fake": 3.0}
     rows = domain_rows(value, {})
@@ -159,7 +159,7 @@ def test_a_run_and_evaluate_of_its_checkpoint_agree_on_every_shared_metric(tmp_p
 
 def test_final_only_entries_are_left_out_of_validations_but_not_of_the_monitor():
     from gentwin.errors import ConfigError
-    from gentwin.evaluate import validation_entries
+    from gentwin.training.evaluate import validation_entries
 
     entries = {"prop": len, "classifier": abs}
     assert validation_entries(entries, ["classifier"], "prop/mean_w1") == {"prop": len}

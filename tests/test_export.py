@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,8 +11,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import EPS32, assert_rounding_close, compose
+from gentwin.commands.export import main
 from gentwin.data.transforms import Standardize
-from gentwin.export import MAX_ONNX_PASSES, main, run_exported
+from gentwin.training.export import MAX_ONNX_PASSES, run_exported
 
 pytestmark = pytest.mark.usefixtures("onnx_registry_once")  # conftest: built once per module
 
@@ -130,7 +132,7 @@ def test_not_a_checkpoint_is_one_line_and_exit_2(tmp_path, capsys):
 def test_the_export_check_measures_errors_against_the_largest_output():
     """A reordered float32 sum errs by the size of its largest terms: a small amplitude beside a large one
     may be off by far more than its own float32 rounding, and that is no export error."""
-    from gentwin.export import TOLERANCE, difference
+    from gentwin.training.export import TOLERANCE, difference
 
     want = torch.tensor([[1e4, 1.0], [0.0, 3.0]])
     got = want + torch.tensor([[0.0, 2e-3], [0.0, 0.0]])  # 2e-3 = about 17 eps32 of 1e4
@@ -139,3 +141,17 @@ def test_the_export_check_measures_errors_against_the_largest_output():
     assert rel <= TOLERANCE
     assert difference(want * (1 + 1e-4), want)[1] > TOLERANCE  # a real error of 1e-4 of the output is caught
     assert difference(torch.tensor([0.5]), torch.tensor([0.25]))[1] == 0.25  # below 1: absolute
+
+
+def test_key_value_arguments_are_the_options_spelt_as_every_command_takes_them(tmp_path, capsys):
+    ckpt = save_checkpoint(make_model("gan", 0), tmp_path / "best.ckpt")
+    out = tmp_path / "a=b" / "sampler.pt"  # a folder holding "=": a path, not an argument
+    out.parent.mkdir()
+    assert main([str(ckpt), "format=torchscript", f"out={out}", "check=false"]) == 0, capsys.readouterr().err
+    assert out.is_file() and "check" not in json.loads(Path(f"{out}.json").read_text())
+    assert main([str(ckpt), "format=torchscript", f"out={out}"]) == 2  # exists: replaced only with force
+    assert main([str(ckpt), "format=torchscript", f"out={out}", "force=true"]) == 0
+    assert "check" in json.loads(Path(f"{out}.json").read_text())  # checked this time (check defaults to true)
+    with pytest.raises(SystemExit) as e:  # argparse names it: "unrecognized arguments: check=maybe"
+        main([str(ckpt), "format=torchscript", f"out={out}", "check=maybe"])
+    assert e.value.code == 2 and "check=maybe" in capsys.readouterr().err

@@ -19,9 +19,9 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from conftest import assert_rounding_close, compose, fit, options
-from gentwin.export import export, run_exported
 from gentwin.models import batches_per_step, family_class
-from gentwin.run import build
+from gentwin.training.export import export, run_exported
+from gentwin.training.fit import build
 
 pytestmark = pytest.mark.usefixtures("onnx_registry_once")  # conftest: built once per module
 

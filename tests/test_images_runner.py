@@ -19,7 +19,7 @@ from gentwin.domains.digits.reader import read_idx
 from gentwin.domains.leaves.datamodule import LeafDataModule
 from gentwin.errors import ConfigError, DataError
 from gentwin.metrics.properties import property_scores
-from gentwin.run import build
+from gentwin.training.fit import build
 
 TINY_DATA = {
     "leaves": ["dataset.n=12", "dataset.size=32"],
@@ -190,7 +190,7 @@ def test_embedded_digits_need_no_download():
 def test_tensorboard_holds_grids_reconstructions_and_histograms(tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from gentwin.run import run
+    from gentwin.training.fit import run
 
     cfg = compose(["dataset=digits", "model=conv_vae", "threads=1", "dataset.n=48", "dataset.batch_size=8",
                    "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1", "trainer.log_every_n_steps=1",

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from conftest import TINY, compose
-from gentwin.run import build
+from gentwin.training.fit import build
 
 
 def test_generator_ema_averages_the_updates_and_is_used_for_sampling(tmp_path):
@@ -57,7 +57,7 @@ def test_batches_per_step_is_read_from_the_model_config_by_its_family():
 def test_evaluation_leaves_non_finite_samples_out_and_counts_them():
     from hydra.utils import instantiate
 
-    from gentwin.evaluate import evaluate
+    from gentwin.training.evaluate import evaluate
 
     cfg = compose(["dataset=gaussian2d", *TINY])
     dm = instantiate(cfg.dataset)

@@ -87,8 +87,8 @@ def test_a_checkpoint_naming_a_foreign_target_is_refused_by_sample_and_export(tm
 
 
 def test_targets_of_checkpoints_are_those_of_the_package_configs():
-    from gentwin.checkpoint import allowed_targets, check_targets
     from gentwin.errors import CheckpointError
+    from gentwin.training.checkpoint import allowed_targets, check_targets
 
     allowed = allowed_targets()
     assert {"gentwin.models.gan.GAN", "gentwin.domains.tpc.nets.TPCCritic",
@@ -97,9 +97,9 @@ def test_targets_of_checkpoints_are_those_of_the_package_configs():
     check_targets({"_target_": "gentwin.models.gan.GAN", "loss": {"_target_": "gentwin.losses.adversarial.BCE"}},
                   "x.ckpt", "model")
     # A resumed run's config: every _target_, and the classes of Hydra's logging configs (dictConfig calls them).
-    from gentwin.checkpoint import config_targets, named_targets
+    from gentwin.training.checkpoint import config_targets, named_targets
 
-    assert {"torch.optim.Adam", "lightning.Trainer", "gentwin.config.ValidateFirst"} <= config_targets()
+    assert {"torch.optim.Adam", "lightning.Trainer", "gentwin.training.run_folder.ValidateFirst"} <= config_targets()
     assert list(named_targets({"model": {"class": "a", "p": [{"_target_": "b"}]}, "hydra": {"job_logging": {
         "handlers": {"h": {"class": "c", "()": "d"}}}, "callbacks": {"class": "e"}}})) == [
         ("model.p[0]._target_", "b"), ("hydra.job_logging.handlers.h.class", "c"),
@@ -211,7 +211,7 @@ def test_names_and_sweep_values_with_path_separators_stay_inside_outputs(tmp_pat
 
 
 def test_safe_name_keeps_one_readable_path_component():
-    from gentwin.config import safe_name
+    from gentwin.training.resolvers import safe_name
 
     assert safe_name("wgan_gp_tpc") == "wgan_gp_tpc"
     assert safe_name("dataset.path=../d/a.dat,seed=1") == "dataset.path=..%2Fd%2Fa.dat,seed=1"
@@ -345,16 +345,16 @@ def test_bad_input_gets_one_line_and_leaves_no_folder(bad_files, args, code, mes
 
 
 def test_a_binary_conditions_file_is_named():
+    from gentwin.commands.sample import read_csv
     from gentwin.domains.digits.reader import DIGITS_FILE as path  # gzip: binary
     from gentwin.errors import ConditionsError
-    from gentwin.sample import read_csv
     with pytest.raises(ConditionsError, match=r"digits_8x8.csv.gz: not a text file \(byte 0x8b at offset 1 "):
         read_csv(path)
 
 
 def test_a_conditions_csv_is_read_as_a_data_csv_is(tmp_path):
+    from gentwin.commands.sample import read_csv
     from gentwin.errors import ConditionsError
-    from gentwin.sample import read_csv
 
     (tmp_path / "c.csv").write_text("# conditions\nenergy,angle\n1,2\n\n# more\n3,4")
     assert {k: v.tolist() for k, v in read_csv(tmp_path / "c.csv").items()} == {"energy": [1, 3], "angle": [2, 4]}

@@ -30,7 +30,7 @@ def temporary_files(folder: Path) -> list[Path]:
 
 # -- a killed save ----------------------------------------------------------------------------------
 def test_a_save_killed_with_the_temporary_folder_on_another_filesystem_keeps_last_ckpt(tmp_path, monkeypatch):
-    from gentwin.checkpoint import read_checkpoint
+    from gentwin.training.checkpoint import read_checkpoint
 
     run = tmp_path / "run"
     out = cli("run", *FAST, f"hydra.run.dir={run}", cwd=tmp_path)
@@ -145,7 +145,7 @@ def test_a_checkpoint_of_another_run_opens_no_folder_that_holds_files(tmp_path, 
 
 
 def test_two_runs_given_one_folder_at_the_same_moment_one_refuses(tmp_path, monkeypatch):
-    from gentwin import config
+    from gentwin.training import run_folder as config
 
     check = config._check_folder
 

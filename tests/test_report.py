@@ -12,7 +12,8 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import TINY, assert_rounding_close, cli, run_dirs
-from gentwin.report import build_report, main, markdown, mean_std
+from gentwin.commands.report import main
+from gentwin.report import build_report, markdown, mean_std
 
 # Malchenko et al. 2022 (TPC fast simulation) Table 1: WGAN-GP chi2 after 4000 epochs, TEST 1-3, per latent dimension.
 TABLE1 = {32: (459.5, 408.9, 452.6), 24: (440.9, 448.6, 489.1), 16: (388.1, 460.7, 464.2),
@@ -232,7 +233,7 @@ def test_report_on_a_run_several_runs_and_a_date_folder(tmp_path, capsys):
 
 
 def test_report_prints_the_published_values_of_the_study_beside_ours(tmp_path):
-    from gentwin.config import CONFIGS
+    from gentwin.training.configs import CONFIGS
 
     block = OmegaConf.load(CONFIGS / "sweep" / "tpc_latent.yaml")["published"]
     root = tmp_path / "sweep"
@@ -249,7 +250,7 @@ def test_report_prints_the_published_values_of_the_study_beside_ours(tmp_path):
 
 
 def test_published_values_of_a_study_over_two_keys(tmp_path):
-    from gentwin.config import CONFIGS
+    from gentwin.training.configs import CONFIGS
 
     block = OmegaConf.load(CONFIGS / "sweep" / "tpc_realnvp_layers.yaml")["published"]
     root = tmp_path / "sweep"

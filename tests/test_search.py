@@ -161,7 +161,7 @@ def test_the_search_preset_composes_on_the_plugin(tmp_path, monkeypatch):
     from omegaconf import OmegaConf
 
     from conftest import CONFIGS
-    from gentwin import launch  # noqa: F401  (the presets' resolvers)
+    from gentwin.training import resolvers  # noqa: F401  (the presets' resolvers)
 
     monkeypatch.chdir(tmp_path)
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):

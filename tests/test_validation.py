@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import TINY, cli, compose
-from gentwin.config import validate
+from gentwin.training.validation import validate
 
 NO_GPU = not torch.cuda.is_available() and not torch.backends.mps.is_available()
 NEEDS_NO_GPU = pytest.mark.skipif(not NO_GPU, reason="this machine has a GPU")

@@ -70,7 +70,7 @@ def test_cosine_to_budget_follows_progress():
 def test_property_histograms_draw_counts_as_one_bar_per_value_and_sample():
     from matplotlib.patches import Rectangle
 
-    from gentwin.plots_images import property_histograms
+    from gentwin.plots.images import property_histograms
 
     real = {"n_veins": np.array([1.0, 1.0, 2.0, 2.0]), "valid": np.ones(4)}
     fake = {"n_veins": np.array([3.0, 3.0, 3.0, 9.0]), "valid": np.array([1.0, 1.0, 1.0, 0.0])}

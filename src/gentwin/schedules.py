@@ -70,7 +70,7 @@ class CosineToBudget(torch.optim.lr_scheduler.LRScheduler):
     """Learning rate on a cosine from the optimizer's lr to ``eta_min`` over the run's budget.
 
     The budget is whichever of ``trainer.max_epochs``, ``trainer.max_steps`` and ``trainer.max_time``
-    ends the run first: ``progress``, set before every training step by ``gentwin.callbacks.FollowBudget``,
+    ends the run first: ``progress``, set before every training step by ``gentwin.training.callbacks.FollowBudget``,
     is the largest of the fractions of them used (0 at the start, 1 at the end). It is part of the
     scheduler's state, so a resumed run continues on the same curve.
     """

@@ -409,7 +409,7 @@ def test_leaf_images_are_drawn_in_the_leaf_palette_by_the_datamodule_and_generic
     import matplotlib.pyplot as plt
 
     from gentwin.domains.leaves.datamodule import LeafDataModule
-    from gentwin.plots_images import to_rgb
+    from gentwin.plots.images import to_rgb
 
     leaf_only = np.zeros((1, 2, 32, 32), np.float32)
     leaf_only[0, 0] = 1.0

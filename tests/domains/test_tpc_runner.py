@@ -8,11 +8,11 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import assert_rounding_close, cli, compose, fit, run_dirs
+from gentwin.commands.sample import main as sample_main
 from gentwin.domains.tpc.properties import PROPERTY_NAMES
 from gentwin.domains.tpc.reader import CONDITION_NAMES
-from gentwin.evaluate import evaluate
-from gentwin.run import build
-from gentwin.sample import main as sample_main
+from gentwin.training.evaluate import evaluate
+from gentwin.training.fit import build
 
 SMALL = ["threads=1", "metric=tpc", "dataset.n=512", "dataset.batch_size=16"]
 GANS = ("wgan_gp", "gan", "cramer_gan")
@@ -65,7 +65,7 @@ def test_distances_skip_images_without_moments():
 def test_every_gan_gets_the_baseline_networks_on_simulated_and_file_data(model, data):
     from hydra.core.hydra_config import HydraConfig
 
-    from gentwin.config import specialisations
+    from gentwin.training.configs import specialisations
 
     cfg = compose([f"model={model}", "dataset=tpc", *data])
     assert (cfg.model.critic._target_, cfg.model.critic_steps, cfg.dataset.batch_size) == \
@@ -237,8 +237,8 @@ def test_malformed_digits_file_is_one_line_and_leaves_no_run_folder(tmp_path):
 
 
 def test_sample_arguments_accept_multirun_paths():
+    from gentwin.commands.sample import parse
     from gentwin.errors import UsageError
-    from gentwin.sample import parse
 
     path = "outputs/multirun/x/0_model.latent_dim=8,seed=1/checkpoints/best.ckpt"
     assert parse([path, "n=3", "out=a=b.npz"]) == (path, {"n": "3", "out": "a=b.npz"})

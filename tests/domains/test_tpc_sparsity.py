@@ -152,7 +152,7 @@ def test_entries_of_any_metric_group_see_per_sample_values_and_the_sparsity_entr
 
     from conftest import compose
     from gentwin.domains.tpc.datamodule import TPCDataModule
-    from gentwin.evaluate import run_metrics
+    from gentwin.training.evaluate import run_metrics
 
     rng = np.random.default_rng(0)
     a, b = simulate_tpc(300, rng), simulate_tpc(300, rng)

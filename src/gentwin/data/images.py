@@ -89,13 +89,13 @@ class ImageDataModule(ArrayDataModule):
 
     def to_rgb(self, images: np.ndarray) -> np.ndarray:
         """How the domain's images ``(N, C, H, W)`` are drawn, as RGB ``(N, H, W, 3)`` (figures and
-        TensorBoard grids); default ``gentwin.plots_images.to_rgb`` (grey or RGB)."""
-        from gentwin.plots_images import to_rgb
+        TensorBoard grids); default ``gentwin.plots.images.to_rgb`` (grey or RGB)."""
+        from gentwin.plots.images import to_rgb
 
         return to_rgb(images)
 
     def figures(self, real, fake, c):
-        from gentwin.plots_images import property_histograms, sample_comparison
+        from gentwin.plots.images import property_histograms, sample_comparison
 
         fake_props = self.properties(fake)
         real_props = self.real_properties()
@@ -108,7 +108,7 @@ class ImageDataModule(ArrayDataModule):
     def callbacks(self) -> list:
         if not self.grid_every_n_steps:
             return []
-        from gentwin.callbacks_images import ImageProgress
+        from gentwin.data.image_progress import ImageProgress
 
         return [ImageProgress(self.grid_every_n_steps, self.grid_size, seed=self.seed, rgb=self.to_rgb)]
 

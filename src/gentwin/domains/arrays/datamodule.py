@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from gentwin.data.base import ArrayDataModule
 from gentwin.data.files import Arrays, as_names, read_arrays
 from gentwin.data.units import check_units
@@ -26,12 +28,18 @@ class ArraysDataModule(ArrayDataModule):
         max_features: compare samples column by column up to this many values, through summaries above.
         n: the first ``n`` rows (``None``: all).
         units: ``{array or column name: unit}`` (``gentwin.data.units``), for figures, tables and files.
+        layout: a calorimeter's binning (CaloChallenge's XML file, or a list of layers; see
+            :mod:`gentwin.domains.calorimeter.layout`): the key properties are then the showers'
+            high-level observables and the figures the calorimeter's; its voxel count must be the
+            samples' width. ``particle``: the XML's ``<Bin name>`` when it holds several.
+        energy_unit: the unit of the samples' values in the calorimeter figures.
         **kwargs: ``ArrayDataModule`` arguments (``val_fraction``, ``batch_size``, ``transform``, ...).
     """
 
     def __init__(self, path: str | None = None, x=None, c=None, tree: str | None = None,
                  drop_nonfinite: bool = False, max_memory_gb: float | None = None, max_features: int = 32,
-                 n: int | None = None, units=None, **kwargs):
+                 n: int | None = None, layout=None, particle: str | None = None, energy_unit: str = "MeV",
+                 units=None, **kwargs):
         super().__init__(n=n, **kwargs)
         if path is None:
             raise ConfigError("dataset.path is not set: give the file, dataset.path=<file.h5|.root|.npz|.npy|.csv>")
@@ -42,23 +50,41 @@ class ArraysDataModule(ArrayDataModule):
         self.units = check_units(units, self.x_keys + self.c_keys)
         self.arrays: Arrays | None = None
         self.x_names: list[str] = []
+        self.layout, self.energy_unit = None, energy_unit
+        if layout is not None:
+            from gentwin.domains.calorimeter.layout import as_layout
+
+            self.layout = as_layout(layout, particle)
 
     def build(self, rng):
         a = read_arrays(self.path, self.x_keys, self.c_keys or None, self.tree, self.n, self.drop_nonfinite,
                         None if self.max_memory_gb is None else self.max_memory_gb * 1e9)
         self.arrays, self.x_names, self.cond_names = a, a.x_names, a.c_names
+        if self.layout is not None:
+            self.layout.check_width(a.x[0].size, f"{self.path} ({self.x_keys})")
         return a.x, a.c
 
     def properties(self, x, c=None):
         from gentwin.metrics.features import named_features
 
+        if self.layout is not None:
+            from gentwin.domains.calorimeter.observables import shower_properties
+
+            return shower_properties(x, c, self.layout)
         return named_features(x, self.x_names or None, self.max_features)
 
     def figures(self, real, fake, c):
-        from gentwin.plots_marginals import marginals_figure
+        from gentwin.plots.marginals import marginals_figure
 
-        return {"marginals": marginals_figure(self.properties(real), self.properties(fake),
-                                                 units=self.units)}
+        if self.layout is not None:
+            from gentwin.domains.calorimeter.figures import shower_figures
+
+            # Halves A, B of the held-out showers; the generated ones at B's conditions, as evaluate compares them.
+            perm = np.random.default_rng(self.seed).permutation(len(real))
+            ia, ib = perm[: len(real) // 2], perm[len(real) // 2 :]
+            return shower_figures(real, c, fake[ib], None if c is None else c[ib], self.layout, (ia, ib),
+                                  energy_unit=self.energy_unit)
+        return {"marginals": marginals_figure(self.properties(real), self.properties(fake), units=self.units)}
 
     def describe(self) -> str:
         a = self.arrays

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gentwin.plots_images import clipped
+from gentwin.plots.images import clipped
 
 BACKGROUND = np.array([1.0, 1.0, 1.0])
 LEAF = np.array([0.35, 0.65, 0.25])

@@ -27,6 +27,6 @@ class ToyDataModule(ArrayDataModule):
         return SIMULATORS[self.name](self.n, rng, **self.params).astype(np.float32), None
 
     def figures(self, real, fake, c):
-        from gentwin.plots import scatter_and_marginals
+        from gentwin.plots.common import scatter_and_marginals
 
         return {"samples": scatter_and_marginals(real, fake, title=self.name)}

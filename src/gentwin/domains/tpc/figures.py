@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gentwin.plots import FAKE, REAL, plt
+from gentwin.plots.common import FAKE, REAL, plt
 
 #: Units of the response statistics and the profile variables (pads and time buckets of the readout).
 UNITS = {"Mean0": "pad", "Mean1": "time bucket", "Sigma0^2": "pad²", "Sigma1^2": "time bucket²",

@@ -215,5 +215,5 @@ def sparsity_metrics(
     return out
 
 
-#: ``gentwin.evaluate.run_metrics`` passes this entry the datamodule's per-sample arrays (``cells``).
+#: ``gentwin.training.evaluate.run_metrics`` passes this entry the datamodule's per-sample arrays (``cells``).
 sparsity_metrics.per_sample_arrays = True

@@ -1,12 +1,4 @@
-"""``export``: a trained generator as a standalone data-space sampler, ONNX or TorchScript.
-
-Usage::
-
-    export-model <checkpoint.ckpt> [--format onnx|torchscript] [--out FILE] [--force] [--no-check]
-    python -m gentwin.export ...   (the same)
-
-(The console script is ``export-model``: ``export`` is a shell builtin, which bash, zsh and sh run
-instead of any program of that name.)
+"""A trained generator as a standalone data-space sampler, ONNX or TorchScript (``export-model``).
 
 The exported module is the model's ``export_module()`` (``gentwin.models.base.Sampler``), the map
 ``sample`` runs: noise (and conditions) to samples in data units, the generator (a GAN's averaged
@@ -36,22 +28,18 @@ transform's inverse).
 
 An existing file is replaced only with ``--force``, the checkpoint itself never.
 
-Exit codes: 0 written, 2 usage (``--out`` the checkpoint, or an existing file without ``--force``) or not a
-gentwin checkpoint, 1 the export or its check failed.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from gentwin.errors import EXIT_OK, CheckpointError, ExportError, UsageError
+from gentwin.errors import ExportError, UsageError
 
 if TYPE_CHECKING:
     from gentwin.models.base import Sampler
@@ -65,9 +53,9 @@ TOLERANCE = 64 * float(torch.finfo(torch.float32).eps)
 MAX_ONNX_PASSES = 128
 
 
-def _load(path: str | Path):
-    """The model of a gentwin checkpoint (``gentwin.checkpoint.load_model``) on the CPU."""
-    from gentwin.checkpoint import load_model
+def load(path: str | Path):
+    """The model of a gentwin checkpoint (``gentwin.training.checkpoint.load_model``) on the CPU."""
+    from gentwin.training.checkpoint import load_model
 
     return load_model(path, device="cpu")
 
@@ -187,7 +175,7 @@ def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = N
     if fmt not in ("onnx", "torchscript"):
         raise ValueError(f"--format must be onnx or torchscript, got {fmt!r}")
     out = output(checkpoint, fmt, out, force)
-    model = model if model is not None else _load(checkpoint)
+    model = model if model is not None else load(checkpoint)
     sampler = model.eval().export_module()
     out.parent.mkdir(parents=True, exist_ok=True)
     write = export_onnx if fmt == "onnx" else export_torchscript
@@ -201,48 +189,3 @@ def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = N
     except FileExistsError as e:  # written there by someone else during the export
         raise UsageError(f"{e.filename} appeared during the export: give another --out, or --force") from None
     return out, diff
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="export-model", description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", help="a gentwin checkpoint (run folder/checkpoints/best.ckpt)")
-    parser.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
-    parser.add_argument("--out", default=None, help="output file (default: beside the checkpoint)")
-    parser.add_argument("--no-check", action="store_true", help="skip running the file against torch")
-    parser.add_argument("--force", action="store_true", help="replace an existing --out file (never the checkpoint)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    try:
-        output(args.checkpoint, args.format, args.out, args.force)  # refused before the checkpoint is read
-        model = _load(args.checkpoint)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except Exception as e:  # torch.load on an arbitrary file raises more than CheckpointError names
-        print(f"error: {args.checkpoint}: not a gentwin checkpoint ({type(e).__name__} while reading it)",
-              file=sys.stderr)
-        return CheckpointError.exit_code
-    try:
-        out, diff = export(args.checkpoint, args.format, args.out, verify=not args.no_check, model=model,
-                           force=args.force)
-    except (ExportError, UsageError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except ImportError as e:
-        print(f"error: {e.name or e} is needed for --format {args.format}: pip install 'gentwin[export]'",
-              file=sys.stderr)
-        return ExportError.exit_code
-    if diff is not None and diff[1] > TOLERANCE:
-        print(f"error: {out} differs from the torch model by {diff[1]:.3g} (relative to its largest output; "
-              f"> {TOLERANCE:.2g})", file=sys.stderr)
-        return ExportError.exit_code
-    note = "" if diff is None else f" (vs torch: max abs diff {diff[0]:.2g}, relative {diff[1]:.2g})"
-    print(f"wrote {out} and {out}.json{note}")
-    return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

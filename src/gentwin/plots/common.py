@@ -46,3 +46,13 @@ def stamp(fig, text: str) -> None:
     fig.suptitle(f"{text}\n{old}" if old else text, fontsize=9, y=0.995, va="top")
     room = (0.45 if old else 0.3) / fig.get_figheight()  # inches of title over the panels
     fig.subplots_adjust(top=min(fig.subplotpars.top, 1 - room))
+
+
+def tensorboard(trainer):
+    """The TensorBoard ``SummaryWriter`` of the trainer, or ``None``."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return logger.experiment
+    return None

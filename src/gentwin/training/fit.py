@@ -13,24 +13,11 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from gentwin.atomic import remove_stale, replacing, write_text
-from gentwin.config import specialisations, validate
 from gentwin.data.interface import condition_info
 from gentwin.errors import ConfigError, DataError, Diverged, GentwinError
-
-
-def set_threads(threads: int | None) -> int:
-    """Sets torch's intra-op threads (default: the cores owned) and one inter-op thread."""
-    import torch
-
-    from gentwin.launch import cores_owned
-
-    n = threads or cores_owned()
-    torch.set_num_threads(n)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set in this process (tests, multirun in one process)
-        pass
-    return n
+from gentwin.training.configs import specialisations
+from gentwin.training.launch import set_threads
+from gentwin.training.validation import validate
 
 
 def _quiet() -> None:
@@ -147,7 +134,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     import lightning as L
     from hydra.utils import instantiate
 
-    from gentwin.callbacks import (
+    from gentwin.training.callbacks import (
         Evaluator,
         FollowBudget,
         LineProgress,
@@ -157,7 +144,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
         SameFolderCheckpointIO,
         ValidateLast,
     )
-    from gentwin.evaluate import final_evaluation, validation_entries
+    from gentwin.training.evaluate import final_evaluation, validation_entries
 
     _quiet()
     threads = set_threads(cfg.get("threads"))
@@ -233,7 +220,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     writer = logger.experiment
     import matplotlib.pyplot as plt
 
-    from gentwin.plots import stamp
+    from gentwin.plots.common import stamp
 
     at = f"best checkpoint, epoch {best_epoch}" if final == "best" else f"last weights, epoch {epochs}"
     for name, fig in figs.items():
@@ -258,3 +245,22 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     if text:
         print(text)
     return metrics
+
+
+def summary(metrics: dict, monitor: str, out_dir: Path, shown: int = 24) -> str:
+    """The end of a run: where it is, the monitored metric with its epoch and budget first, then the
+    other top-level metrics (a chi2 with its degrees of freedom)."""
+    skip = {monitor, "wall_time_s", "steps", "epochs", "best_epoch", "train_steps_per_second"}
+    value, best = metrics.get(monitor, float("nan")), metrics.get("best_epoch")
+    at = f"best checkpoint, epoch {best:.0f} of {metrics.get('epochs', 0):.0f}" if best else "last weights"
+    lines = [f"\nrun folder:  {out_dir}", f"tensorboard: tensorboard --logdir {out_dir / 'tb'}",
+             f"final {monitor} = {value:.4g} ({at}); {metrics.get('steps', 0):.0f} steps in "
+             f"{metrics.get('wall_time_s', 0):.1f} s; metrics.json has all {len(metrics)} values"]
+    rest = []
+    for k, v in sorted(metrics.items()):
+        if k in skip or k.count("/") > 1 or k.endswith(("_nbins", "_ndf")):
+            continue
+        ndf = metrics.get(f"{k}_ndf", metrics.get(f"{k}_nbins"))
+        rest.append(f"{k}={v:.4g}" + (f" ({ndf:.0f} bins)" if ndf is not None else ""))
+    lines.append("  " + ", ".join(rest[:shown]) + (f", ... ({len(rest) - shown} more)" if len(rest) > shown else ""))
+    return "\n".join(lines)

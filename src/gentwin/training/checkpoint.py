@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import torch
 from omegaconf import OmegaConf
 
-from gentwin.config import CONFIGS
 from gentwin.errors import CheckpointError
+from gentwin.training.configs import CONFIGS
 
 if TYPE_CHECKING:  # Lightning is imported only once a model is built: refusing a file stays quick
     from gentwin.models.base import GenerativeModel
@@ -39,7 +39,8 @@ def allowed_targets(configs: Path = CONFIGS) -> frozenset[str]:
     for group in ("model", "dataset", "specialise", "experiment", "schedule", "metric"):
         for f in sorted((configs / group).rglob("*.yaml")):
             found.update(_targets(OmegaConf.to_container(OmegaConf.load(f), resolve=False)))
-    return frozenset(t for t in found if t.startswith(OWN_PREFIXES) and not t.startswith("gentwin.config."))
+    return frozenset(t for t in found
+                     if t.startswith(OWN_PREFIXES) and not t.startswith("gentwin.training.run_folder."))
 
 
 @functools.cache

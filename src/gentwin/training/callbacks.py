@@ -10,27 +10,17 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from gentwin.config import EVALUATOR_KEYS
 from gentwin.errors import ConfigError
-from gentwin.evaluate import evaluate
-from gentwin.plots import stamp
-
-
-def tensorboard(trainer):
-    """The TensorBoard ``SummaryWriter`` of the trainer, or ``None``."""
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            return logger.experiment
-    return None
+from gentwin.plots.common import stamp, tensorboard
+from gentwin.training.evaluate import evaluate
+from gentwin.training.validation import EVALUATOR_KEYS
 
 
 class Evaluator(L.Callback):
     """Compares generated and held-out samples at each validation: ``val/<metric>`` and figures.
 
     Args:
-        entries: metric entries (``gentwin.evaluate``).
+        entries: metric entries (``gentwin.training.evaluate``).
         figures_every: draw the figures at every n-th validation (the first included); 0 never (``run``
             then draws no final figures either).
         monitor: the monitored metric's name (``metric.monitor``), written with the epoch above each figure.

@@ -98,7 +98,7 @@ def generation_times(model, checkpoint: str | Path, batches=BATCHES, repeats: in
         result["torch_gpu"] = torch_times(model, batches, repeats, cond, device="cuda")
     if not onnx:
         return result
-    from gentwin.export import export
+    from gentwin.training.export import export
 
     with tempfile.TemporaryDirectory() as tmp:
         try:

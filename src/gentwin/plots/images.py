@@ -2,7 +2,7 @@
 
 Grids are plain ``(H, W, 3)`` arrays in [0, 1] (cheap enough to log every few hundred steps with
 ``SummaryWriter.add_image``); the comparisons are matplotlib figures for ``add_figure``, like
-``gentwin.plots``. Images are drawn by ``to_rgb`` unless a domain gives its own colouring (``rgb``:
+``gentwin.plots.common``. Images are drawn by ``to_rgb`` unless a domain gives its own colouring (``rgb``:
 ``ImageDataModule.to_rgb``, e.g. the leaves' palette).
 """
 
@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from gentwin.plots import FAKE, REAL, plt
+from gentwin.plots.common import FAKE, REAL, plt
 
 
 def clipped(images: np.ndarray) -> np.ndarray:

@@ -2,13 +2,13 @@
 
 Usage::
 
-    sample <checkpoint.ckpt> out=<file.npz> [n=N] [conditions=<file.npz|file.csv>] [from_dataset=true]
-           [seed=0] [threads=N] [batch_size=65536]
+    sample <checkpoint.ckpt> out=<file.npz|.h5|.root|.csv|.dat> [n=N] [conditions=<file>] [from_dataset=true]
+           [extrapolate=true] [seed=0] [threads=N] [batch_size=65536]
     sample <checkpoint.ckpt> timing=true [threads=1]
 
 ``timing=true`` writes nothing: it prints the generation time per sample at batch 1, 100 and 10,000,
 torch and ONNX, CPU (and GPU when present), mean ± std over 5 repeats, and the parameter count
-(``gentwin.timing``).
+(``gentwin.training.timing``).
 
 ``out`` may also name a format of the model's domain: leaves are post-processed into geometry and
 written as GeoJSON (``out=leaves.geojson``) or WKT (``.wkt``), the valid ones, with a line saying how
@@ -22,6 +22,13 @@ Conditional models need conditions, one row per sample:
   ``samples.npz`` or a previous ``sample`` output) or named arrays in data units, as in the CSV.
 * ``from_dataset=true``: the held-out conditions of the dataset the model was trained on (rebuilt from
   the config in the checkpoint; it reads the data file again or re-simulates).
+
+A ``dataset=arrays`` model reads ``conditions=`` by its training file's condition names from any
+format that dataset reads (HDF5, ROOT, npz, CSV; ``(N, 1)`` or ``(N,)``), and writes ``out`` (``.h5``,
+``.root``, ``.npz``, ``.csv``) under its training file's names (``showers``, ``incident_energies``;
+the ROOT tree), units attached (``gentwin.data.writers``). A TPC model writes ``out=responses.dat`` in
+the digits format. Conditions outside the training range are refused (exit 2, naming the column, the
+value and the range) unless ``extrapolate=true``, which warns with their count (``gentwin.data.interface``).
 
 ``n`` defaults to the number of condition rows; a larger ``n`` cycles through them. The output holds
 ``x`` (samples in data units), ``c`` (model-visible conditions), ``cond_names`` and, per condition,
@@ -37,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gentwin.commands.common import console as _console
+from gentwin.commands.common import flag, integer
 from gentwin.errors import EXIT_CONFIG, EXIT_OK, ConditionsError, GentwinError, UsageError
 
 KEYS = ("n", "conditions", "from_dataset", "out", "seed", "threads", "batch_size", "timing", "extrapolate")
@@ -60,25 +69,6 @@ def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
     if len(positional) != 1:
         raise UsageError("give exactly one checkpoint file: sample <checkpoint.ckpt> out=<file.npz> [n=...]")
     return positional[0], args
-
-
-def _int(args: dict, key: str, default: int | None, low: int = 1) -> int | None:
-    if key not in args:
-        return default
-    try:
-        value = int(args[key])
-    except ValueError:
-        raise UsageError(f"{key}={args[key]}: must be an integer") from None
-    if value < low:
-        raise UsageError(f"{key}={value}: must be >= {low}")
-    return value
-
-
-def _bool(args: dict, key: str) -> bool:
-    value = args.get(key, "false").lower()
-    if value not in ("true", "false"):
-        raise UsageError(f"{key}={args[key]}: must be true or false")
-    return value == "true"
 
 
 def read_csv(path: Path) -> dict[str, np.ndarray]:
@@ -159,28 +149,28 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
     """Generates and writes the samples; returns the line to print.
 
     Raises:
-        UsageError, ConditionsError, gentwin.checkpoint.CheckpointError.
+        UsageError, ConditionsError, gentwin.training.checkpoint.CheckpointError.
     """
     import torch
 
-    from gentwin.checkpoint import load_model, read_checkpoint, safe_instantiate
+    from gentwin.training.checkpoint import load_model, read_checkpoint, safe_instantiate
 
-    if _bool(args, "timing"):
+    if flag(args, "timing"):
         return timing(checkpoint, args)
     if "out" not in args:
         raise UsageError("give the output file: out=<file.npz>")
     out = Path(args["out"])
     if not out.parent.is_dir():
         raise UsageError(f"out={out}: no such folder {out.parent}")
-    n = _int(args, "n", None)
-    seed = _int(args, "seed", 0, low=0)
-    batch_size = _int(args, "batch_size", 65_536)
-    from_dataset = _bool(args, "from_dataset")
-    threads = _int(args, "threads", None)
+    n = integer(args, "n", None)
+    seed = integer(args, "seed", 0, low=0)
+    batch_size = integer(args, "batch_size", 65_536)
+    from_dataset = flag(args, "from_dataset")
+    threads = integer(args, "threads", None)
     read_checkpoint(checkpoint)  # refuses a wrong file before the heavy imports
 
     from gentwin.errors import ConfigError, DataError
-    from gentwin.run import set_threads
+    from gentwin.training.launch import set_threads
 
     set_threads(threads)
     model = load_model(checkpoint)
@@ -220,7 +210,7 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
         c = c[np.arange(n) % len(c)]
         from gentwin.data.interface import check_conditions
 
-        warning = check_conditions(c, model, dm, info, _bool(args, "extrapolate"), args.get("conditions", "dataset"))
+        warning = check_conditions(c, model, dm, info, flag(args, "extrapolate"), args.get("conditions", "dataset"))
         if warning:
             print(warning, file=sys.stderr)
 
@@ -245,13 +235,13 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
 
 
 def timing(checkpoint: str, args: dict[str, str]) -> str:
-    """The generation-time table of ``gentwin.timing`` (conditions: zeros in model space; speed does not
+    """The generation-time table of ``gentwin.training.timing`` (conditions: zeros in model space; speed does not
     depend on their values)."""
-    from gentwin.checkpoint import load_model
-    from gentwin.run import set_threads
-    from gentwin.timing import generation_times, timing_table
+    from gentwin.training.checkpoint import load_model
+    from gentwin.training.launch import set_threads
+    from gentwin.training.timing import generation_times, timing_table
 
-    set_threads(_int(args, "threads", 1))
+    set_threads(integer(args, "threads", 1))
     return timing_table(generation_times(load_model(checkpoint), checkpoint))
 
 
@@ -267,3 +257,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     return EXIT_OK
+
+
+def console() -> None:
+    _console(main)

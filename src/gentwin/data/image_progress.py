@@ -10,8 +10,8 @@ import lightning as L
 import numpy as np
 import torch
 
-from gentwin.callbacks import tensorboard
-from gentwin.plots_images import beta_curve, reconstruction_grid, tile, to_rgb
+from gentwin.plots.common import tensorboard
+from gentwin.plots.images import beta_curve, reconstruction_grid, tile, to_rgb
 
 
 class ImageProgress(L.Callback):

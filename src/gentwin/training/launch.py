@@ -12,10 +12,8 @@ job take its share of the machine:
   next job to whichever worker frees first, so job ``k + n`` can start while job ``k`` still runs,
   and a fixed mapping would put both on one device. On SLURM the scheduler assigns the GPUs.
 
-Importing this module registers the resolvers the launcher and sweeper presets use
-(``${gentwin_jobs:...}``, ``${gentwin_gpus_per_job:...}``, ``${gentwin_direction:...}``,
-``${gentwin_sqlite:...}``); ``gentwin.cli``
-imports it, in the launching process and in every worker.
+The launcher and sweeper presets' resolvers (``${gentwin_jobs:...}`` ...) are registered by
+``gentwin.training.resolvers``.
 """
 
 from __future__ import annotations
@@ -29,8 +27,6 @@ import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 
 def cores_owned() -> int:
     """CPU cores this process may run on (its affinity: SLURM's allocation on a cluster)."""
@@ -38,6 +34,19 @@ def cores_owned() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def set_threads(threads: int | None) -> int:
+    """Sets torch's intra-op threads (default: the cores owned) and one inter-op thread."""
+    import torch
+
+    n = threads or cores_owned()
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process (tests, multirun in one process)
+        pass
+    return n
 
 
 def visible_gpus() -> list[str]:
@@ -176,32 +185,3 @@ def write_error(out_dir: Path, error: BaseException) -> None:
     with contextlib.suppress(OSError):
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "error.txt").write_text(f"{text}\n\n{tb}")
-
-
-# -- resolvers of the presets -----------------------------------------------------------------------
-def _jobs(accelerator: str = "cpu", threads: int | None = None) -> int:
-    gpus = len(visible_gpus()) if accelerator in ("gpu", "cuda") else 0
-    return default_jobs(accelerator, threads, cores_owned(), gpus)
-
-
-def _gpus_per_job(accelerator: str = "cpu", devices=1) -> int:
-    return (int(devices) if isinstance(devices, int) else 1) if accelerator in ("gpu", "cuda") else 0
-
-
-def _direction(mode: str) -> str:
-    directions = {"min": "minimize", "max": "maximize", "minimize": "minimize", "maximize": "maximize"}
-    if mode not in directions:
-        raise ValueError(f"metric.mode must be min or max, got {mode!r}")
-    return directions[mode]
-
-
-def _sqlite(path: str) -> str:
-    """``sqlite:///<absolute path>``. It makes no folder: resolving a config must not write anything (a
-    checkpoint's config is resolved too); the sweeper makes the folder when it opens the study."""
-    return f"sqlite:///{Path(path).expanduser().resolve()}"
-
-
-for _name, _fn in (("gentwin_jobs", _jobs), ("gentwin_gpus_per_job", _gpus_per_job),
-                   ("gentwin_direction", _direction), ("gentwin_sqlite", _sqlite)):
-    if not OmegaConf.has_resolver(_name):
-        OmegaConf.register_new_resolver(_name, _fn)

@@ -49,7 +49,7 @@ def test_every_conditional_family_trains_on_conditions_of_order_1e6(tmp_path, mo
 
 def test_untransformed_conditions_are_named_as_the_likely_cause(tmp_path):
     cfg = compose(arrays(calo(tmp_path / "calo.h5"), "dataset/cond_transform=none", "model=wgan_gp", *SMALL))
-    from gentwin.run import build
+    from gentwin.training.fit import build
 
     dm, _ = build(cfg)
     hint = dm.scale_hint()
@@ -60,7 +60,7 @@ def test_untransformed_conditions_are_named_as_the_likely_cause(tmp_path):
 
 
 def test_bad_units_and_a_transform_that_cannot_apply_are_one_line_and_write_nothing(tmp_path):
-    from gentwin.run import build
+    from gentwin.training.fit import build
 
     path = calo(tmp_path / "calo.h5")
     with pytest.raises(ConfigError, match=r"dataset.units.showers='Mev' is not a known unit; known: 1, eV, keV, MeV"):
@@ -83,7 +83,7 @@ def trained(tmp_path, model: str, *more: str):
     """A checkpoint of ``model`` trained 2 steps on the MeV file (no run folder: quick)."""
     import lightning as L
 
-    from gentwin.run import build
+    from gentwin.training.fit import build
 
     cfg = compose(arrays(calo(tmp_path / "calo.h5"), *more, f"model={model}", *SMALL,
                          "dataset.units={showers: MeV, incident_energies: MeV}"))
@@ -101,8 +101,8 @@ def trained(tmp_path, model: str, *more: str):
 def test_the_exports_fed_data_unit_conditions_equal_samples_output(tmp_path, model):
     import onnxruntime as ort
 
-    from gentwin.checkpoint import load_model
-    from gentwin.export import export
+    from gentwin.training.checkpoint import load_model
+    from gentwin.training.export import export
 
     ckpt = trained(tmp_path, model, "dataset/cond_transform=log_standardize")
     energies = np.array([[300.0], [5e3], [1e5], [4e6]], np.float32)  # MeV

@@ -269,3 +269,13 @@ def test_far_conditions_are_refused_and_responses_written_as_digits(checkpoint, 
                                                      "row", "pT"])
     np.testing.assert_array_equal(events.images, np.where(x > 0, x, 0))  # amplitudes at 9 digits: float32 exactly
     assert_rounding_close(events.features[:, 2], [100.5, 200.125], k=1, scale=127.5, dtype=torch.float32)
+    from gentwin.data.interface import sidecar_interface
+    from gentwin.training.checkpoint import load_model
+
+    model = load_model(checkpoint)  # the export's sidecar: c is the scaled vector, the variable's range beside it
+    (_, c_input) = sidecar_interface(model.export_module(), model.build_info)["inputs"]
+    columns = {col["name"]: col for col in c_input["columns"]}
+    lo, hi = columns["drift_length"]["variable_range"]
+    want = [(lo - 162.5) / 127.5, (hi - 162.5) / 127.5]  # CONDITION_SHIFT, CONDITION_SCALE
+    assert columns["drift_length"]["training_range"] == pytest.approx(want, abs=1e-6)
+    assert "variable_range" in columns["pad_coordinate_frac"]

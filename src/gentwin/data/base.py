@@ -117,6 +117,7 @@ class ArrayDataModule(L.LightningDataModule):
         self.cond_transform = cond_transform if cond_transform is not None else Identity()
         self.units: dict[str, str] = {}
         self.cond_range: dict[str, tuple[float, float]] = {}
+        self.cond_input_range: list[tuple[float, float]] = []  # per column of c, what the model takes
         self.seed, self.n_eval = seed, n_eval
         self.batches_per_step = 1
         self.cond_names: list[str] = []
@@ -208,6 +209,7 @@ class ArrayDataModule(L.LightningDataModule):
             self.c_train, self.c_val = k[tr].contiguous(), k[va].contiguous()
             self.c_raw_val = c[va]
             self.cond_range = self.condition_ranges(c)
+            self.cond_input_range = [(float(v.min()), float(v.max())) for v in np.asarray(c, np.float32).T]
         self.shape = tuple(x.shape[1:])
         self.cond_dim = 0 if c is None else c.shape[1]
         self._built = True

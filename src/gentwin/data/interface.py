@@ -25,6 +25,7 @@ def condition_info(dataset_cfg, dm) -> dict:
     node = dataset_cfg.get("cond_transform") if dataset_cfg is not None else None
     return {"cond_transform": OmegaConf.to_container(node, resolve=True) if node else None,
             "cond_range": {k: [float(lo), float(hi)] for k, (lo, hi) in dm.cond_range.items()},
+            "cond_input_range": [[lo, hi] for lo, hi in dm.cond_input_range],
             "units": dict(dm.units)}
 
 
@@ -90,7 +91,7 @@ def sidecar_interface(sampler, info: dict) -> dict:
     dataset = info.get("dataset") or {}
     x_name = dataset.get("x") if isinstance(dataset.get("x"), str) else None
     cond_names = list(info.get("cond_names") or [])
-    ranges = info.get("cond_range") or {}
+    ranges, inputs_range = info.get("cond_range") or {}, info.get("cond_input_range") or []
     shapes = sampler.input_shapes()
     inputs = [{"name": "z", "shape": shapes["z"], "dtype": "float32", "unit": "",
                "draw": "standard normal N(0, 1), independent per element"}]
@@ -98,9 +99,7 @@ def sidecar_interface(sampler, info: dict) -> dict:
         inputs.append({"name": "c", "shape": shapes["c"], "dtype": "float32",
                        "meaning": "conditions in data units, one column per name below (the fitted condition "
                                   "transform is inside the graph)",
-                       "columns": [{"name": n, "unit": units.get(n, ""), "training_range": ranges.get(n),
-                                    "rule": "outside training_range: extrapolation; `sample` refuses it unless "
-                                            "extrapolate=true"} for n in cond_names]})
+                       "columns": [_column(n, i, units, ranges, inputs_range) for i, n in enumerate(cond_names)]})
     if "eps" in shapes:
         inputs.append({"name": "eps", "shape": shapes["eps"], "dtype": "float32", "unit": "",
                        "draw": "standard normal N(0, 1) (the VAE's decoder noise; zeros give the decoder mean)"})
@@ -108,6 +107,19 @@ def sidecar_interface(sampler, info: dict) -> dict:
               "unit": units.get(x_name, "") if x_name else "", "file_name": x_name}
     return {"inputs": inputs, "outputs": [output], "output": output,
             "noise": "draw z (and eps) from N(0, 1); give c in data units within each column's training_range"}
+
+
+def _column(name: str, i: int, units: dict, ranges: dict, inputs_range: list) -> dict:
+    """One condition column of the sidecar: its range as the export takes it and, where the dataset's
+    condition vectors are not the variable itself (TPC's affine scaling), the variable's own range."""
+    out = {"name": name, "unit": units.get(name, ""),
+           "training_range": inputs_range[i] if i < len(inputs_range) else ranges.get(name),
+           "rule": "outside training_range: extrapolation; `sample` refuses it unless extrapolate=true"}
+    if name in ranges and i < len(inputs_range) and not np.allclose(ranges[name], inputs_range[i], rtol=1e-6):
+        out["variable_range"] = ranges[name]
+        out["note"] = ("c holds the dataset's condition vector (e.g. TPC: the baseline's affine scaling of the "
+                       "variable), not the variable itself; variable_range is the variable's range")
+    return out
 
 
 def read_named_conditions(path: Path, dataset: dict | None) -> np.ndarray | None:

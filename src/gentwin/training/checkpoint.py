@@ -147,5 +147,5 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Generati
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the saved model config ({str(e).splitlines()[0]})") from None
     model.build_info = {k: info[k] for k in ("model", "transform", "cond_transform", "cond_names", "cond_range",
-                                             "units", "dataset", "metric") if k in info}
+                                             "cond_input_range", "units", "dataset", "metric") if k in info}
     return model.to(device).eval()

@@ -246,3 +246,36 @@ def test_sample_arguments_accept_multirun_paths():
         parse([path, "nn=3"])
     with pytest.raises(UsageError, match="exactly one checkpoint"):
         parse(["n=3"])
+
+
+@pytest.mark.slow
+def test_far_conditions_are_refused_and_responses_written_as_digits(checkpoint, tmp_path):
+    """The issue's example: an 80 degree crossing angle and a drift length of 5000 gave 1e14 ADC silently."""
+    from gentwin.domains.tpc.reader import read_digits
+
+    (tmp_path / "far.csv").write_text("crossing_angle,dip_angle,drift_length,pad_coordinate\n80,0,5000,30.5\n")
+    res = cli("sample", str(checkpoint), "conditions=far.csv", "out=far.dat", "threads=1", cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.startswith("error: condition crossing_angle=80 (row 1 of far.csv) is "
+                                                         "outside the training range"), res.stderr
+    assert not (tmp_path / "far.dat").exists()
+    (tmp_path / "ok.csv").write_text("crossing_angle,dip_angle,drift_length,pad_coordinate\n1,-20,100.5,30.25\n"
+                                     "-5,40,200.125,31.75\n")
+    res = cli("sample", str(checkpoint), "conditions=ok.csv", "out=responses.dat", "seed=2", "threads=1", cwd=tmp_path)
+    assert res.returncode == 0 and "in the digits format" in res.stdout, res.stderr
+    res = cli("sample", str(checkpoint), "conditions=ok.csv", "out=responses.npz", "seed=2", "threads=1", cwd=tmp_path)
+    with np.load(tmp_path / "responses.npz") as f:
+        x = f["x"]
+    events = read_digits(tmp_path / "responses.dat", ["crossing_angle", "dip_angle", "drift_length", "pad_coordinate",
+                                                     "row", "pT"])
+    np.testing.assert_array_equal(events.images, np.where(x > 0, x, 0))  # amplitudes at 9 digits: float32 exactly
+    assert_rounding_close(events.features[:, 2], [100.5, 200.125], k=1, scale=127.5, dtype=torch.float32)
+    from gentwin.data.interface import sidecar_interface
+    from gentwin.training.checkpoint import load_model
+
+    model = load_model(checkpoint)  # the export's sidecar: c is the scaled vector, the variable's range beside it
+    (_, c_input) = sidecar_interface(model.export_module(), model.build_info)["inputs"]
+    columns = {col["name"]: col for col in c_input["columns"]}
+    lo, hi = columns["drift_length"]["variable_range"]
+    want = [(lo - 162.5) / 127.5, (hi - 162.5) / 127.5]  # CONDITION_SHIFT, CONDITION_SCALE
+    assert columns["drift_length"]["training_range"] == pytest.approx(want, abs=1e-6)
+    assert "variable_range" in columns["pad_coordinate_frac"]

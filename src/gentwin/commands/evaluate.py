@@ -242,7 +242,7 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
         from gentwin.training.timing import generation_times
 
         result["timing"] = generation_times(model, checkpoint, _batches(args), integer(args, "timing_repeats", 5, 1),
-                                            None if dm.c_val is None else dm.c_val.numpy())
+                                            dm.c_raw_val)  # data units, as model.sample takes them
     return result
 
 

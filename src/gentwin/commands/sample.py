@@ -2,8 +2,8 @@
 
 Usage::
 
-    sample <checkpoint.ckpt> out=<file.npz> [n=N] [conditions=<file.npz|file.csv>] [from_dataset=true]
-           [seed=0] [threads=N] [batch_size=65536]
+    sample <checkpoint.ckpt> out=<file.npz|.h5|.root|.csv|.dat> [n=N] [conditions=<file>] [from_dataset=true]
+           [extrapolate=true] [seed=0] [threads=N] [batch_size=65536]
     sample <checkpoint.ckpt> timing=true [threads=1]
 
 ``timing=true`` writes nothing: it prints the generation time per sample at batch 1, 100 and 10,000,
@@ -23,6 +23,13 @@ Conditional models need conditions, one row per sample:
 * ``from_dataset=true``: the held-out conditions of the dataset the model was trained on (rebuilt from
   the config in the checkpoint; it reads the data file again or re-simulates).
 
+A ``dataset=arrays`` model reads ``conditions=`` by its training file's condition names from any
+format that dataset reads (HDF5, ROOT, npz, CSV; ``(N, 1)`` or ``(N,)``), and writes ``out`` (``.h5``,
+``.root``, ``.npz``, ``.csv``) under its training file's names (``showers``, ``incident_energies``;
+the ROOT tree), units attached (``gentwin.data.writers``). A TPC model writes ``out=responses.dat`` in
+the digits format. Conditions outside the training range are refused (exit 2, naming the column, the
+value and the range) unless ``extrapolate=true``, which warns with their count (``gentwin.data.interface``).
+
 ``n`` defaults to the number of condition rows; a larger ``n`` cycles through them. The output holds
 ``x`` (samples in data units), ``c`` (model-visible conditions), ``cond_names`` and, per condition,
 ``cond_<name>`` in data units. It is written to a temporary file and renamed, so an error leaves no
@@ -41,7 +48,7 @@ from gentwin.commands.common import console as _console
 from gentwin.commands.common import flag, integer
 from gentwin.errors import EXIT_CONFIG, EXIT_OK, ConditionsError, GentwinError, UsageError
 
-KEYS = ("n", "conditions", "from_dataset", "out", "seed", "threads", "batch_size", "timing")
+KEYS = ("n", "conditions", "from_dataset", "out", "seed", "threads", "batch_size", "timing", "extrapolate")
 
 
 def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
@@ -97,11 +104,15 @@ def condition_vectors(named: dict[str, np.ndarray], dm, cond_names: list[str], s
         raise ConditionsError(f"{source}: {e.args[0] if e.args else e} (columns found: {sorted(named)})") from None
 
 
-def load_conditions(path: Path, dm, cond_names: list[str], cond_dim: int) -> np.ndarray:
-    """Model-visible conditions ``(N, cond_dim)`` from a CSV or npz file (see the module docstring)."""
+def load_conditions(path: Path, dm, cond_names: list[str], cond_dim: int, dataset: dict | None = None) -> np.ndarray:
+    """Model-visible conditions ``(N, cond_dim)`` from a file (see the module docstring)."""
+    from gentwin.data.interface import read_named_conditions
+
     if not path.is_file():
         raise ConditionsError(f"{path}: no such conditions file")
-    if path.suffix == ".csv":
+    if (c := read_named_conditions(path, dataset)) is not None:  # dataset=arrays: any format it reads
+        pass
+    elif path.suffix == ".csv":
         c = condition_vectors(read_csv(path), dm, cond_names, str(path))
     elif path.suffix == ".npz":
         try:
@@ -166,9 +177,12 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
     info = model.build_info
     cond_names = list(info.get("cond_names") or [])
     c = dm = None
-    if out.suffix != ".npz":  # a format of the model's domain (leaves: .geojson, .wkt)
+    from gentwin.data.writers import FORMATS, keeps_names, named_arrays, write_arrays
+
+    named = keeps_names(info.get("dataset"))  # dataset=arrays: written under the training file's names
+    if out.suffix != ".npz" and not (named and out.suffix in FORMATS):  # a format of the model's domain (leaves)
         dm = safe_instantiate(info["dataset"], checkpoint, "dataset") if info.get("dataset") else None
-        formats = [".npz", *(dm.writers() if dm is not None else {})]
+        formats = [*(FORMATS if named else [".npz"]), *(dm.writers() if dm is not None else {})]
         if out.suffix not in formats:
             raise UsageError(f"out={out}: this model's samples are written as {', '.join(formats)}")
     if model.cond_dim == 0:
@@ -191,9 +205,14 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
                 raise ConditionsError(f"from_dataset: {e}") from None
             c = dm.c_raw_val
         else:
-            c = load_conditions(Path(args["conditions"]), dm, cond_names, model.cond_dim)
+            c = load_conditions(Path(args["conditions"]), dm, cond_names, model.cond_dim, info.get("dataset"))
         n = len(c) if n is None else n
         c = c[np.arange(n) % len(c)]
+        from gentwin.data.interface import check_conditions
+
+        warning = check_conditions(c, model, dm, info, flag(args, "extrapolate"), args.get("conditions", "dataset"))
+        if warning:
+            print(warning, file=sys.stderr)
 
     torch.manual_seed(seed)
     t0 = time.perf_counter()
@@ -204,9 +223,13 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
         arrays.update(c=c.astype(np.float32), cond_names=np.array(cond_names))
         if dm is not None:
             arrays.update({f"cond_{k}": v for k, v in (dm.conditions(c) or {}).items()})
-    if out.suffix != ".npz":
-        return f"generated {n} samples ({rate:,.0f} samples/s); " + dm.writers()[out.suffix](arrays["x"], out)
-    write_npz(out, **arrays)
+    if named:  # dataset=arrays: the names (ROOT: the tree) of the file the model was trained on
+        write_arrays(out, named_arrays(arrays["x"], c, info["dataset"]), info["dataset"].get("tree"), info.get("units"))
+    elif out.suffix != ".npz":
+        more = {"conditions": c} if c is not None else {}
+        return f"generated {n} samples ({rate:,.0f} samples/s); " + dm.writers()[out.suffix](arrays["x"], out, **more)
+    else:
+        write_npz(out, **arrays)
     what = "" if c is None else f" for {n} condition rows"
     return f"wrote {n} samples of shape {tuple(model.shape)}{what} to {out} ({rate:,.0f} samples/s)"
 

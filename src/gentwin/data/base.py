@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gentwin.data.transforms import Identity
-from gentwin.errors import ConfigError
+from gentwin.errors import ConfigError, DataError
 
 
 class EpochBatches:
@@ -78,7 +78,10 @@ class ArrayDataModule(L.LightningDataModule):
       * ``shape``: one sample's shape; ``cond_dim``: condition width (0 when unconditional);
         ``cond_names``: names of the condition columns;
       * ``transform``: an invertible ``nn.Module`` fitted on the training split (data -> model space);
-      * ``x_train, c_train, x_val, c_val``: tensors in model space (conditions as given);
+      * ``cond_transform``: the same for the conditions (``dataset.cond_transform``), fitted on the
+        training split; ``cond_range``: each named condition's ``(min, max)`` over the dataset, in data
+        units (``sample`` refuses conditions outside it);
+      * ``x_train, c_train, x_val, c_val``: tensors in model space; ``x_raw_val, c_raw_val``: data space;
       * ``properties(x, c)`` and ``figures(...)`` for evaluation, in data space;
         ``real_properties()``: those of the held-out samples evaluation compares with, computed once.
 
@@ -87,6 +90,7 @@ class ArrayDataModule(L.LightningDataModule):
         val_fraction: Held-out share, in (0, 1).
         batch_size: Samples per batch.
         transform: Transform module (``None`` = identity).
+        cond_transform: Transform of the conditions (``None`` = identity).
         seed: Seed of the data generation and the split (independent of the training seed).
         n_eval: Samples compared at each validation (``None`` = the whole held-out split).
     """
@@ -99,6 +103,7 @@ class ArrayDataModule(L.LightningDataModule):
         transform: nn.Module | None = None,
         seed: int = 0,
         n_eval: int | None = None,
+        cond_transform: nn.Module | None = None,
     ):
         super().__init__()
         if n is not None and n < 2:
@@ -109,6 +114,10 @@ class ArrayDataModule(L.LightningDataModule):
             raise ConfigError(f"dataset.batch_size must be >= 1, got {batch_size}")
         self.n, self.val_fraction, self.batch_size = n, val_fraction, batch_size
         self.transform = transform if transform is not None else Identity()
+        self.cond_transform = cond_transform if cond_transform is not None else Identity()
+        self.units: dict[str, str] = {}
+        self.cond_range: dict[str, tuple[float, float]] = {}
+        self.cond_input_range: list[tuple[float, float]] = []  # per column of c, what the model takes
         self.seed, self.n_eval = seed, n_eval
         self.batches_per_step = 1
         self.cond_names: list[str] = []
@@ -160,6 +169,11 @@ class ArrayDataModule(L.LightningDataModule):
             return None
         return {name: c[:, i] for i, name in enumerate(self.cond_names)}
 
+    def condition_ranges(self, c: np.ndarray) -> dict[str, tuple[float, float]]:
+        """The range of each named condition (``conditions``) that ``sample`` accepts without
+        ``extrapolate=true``; default: its minimum and maximum over the dataset ``c``."""
+        return {name: (float(np.min(v)), float(np.max(v))) for name, v in (self.conditions(c) or {}).items()}
+
     # -- provided ------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self._built:
@@ -185,12 +199,47 @@ class ArrayDataModule(L.LightningDataModule):
             self.c_train = self.c_val = None
             self.c_raw_val = None
         else:
-            c_t = torch.as_tensor(c, dtype=torch.float32)
-            self.c_train, self.c_val = c_t[tr].contiguous(), c_t[va].contiguous()
+            c_t = torch.as_tensor(np.ascontiguousarray(c), dtype=torch.float32)
+            try:
+                self.cond_transform.fit(c_t[tr])
+            except ValueError as e:  # e.g. log of a non-positive energy: name the key that chose it
+                raise DataError(f"dataset.cond_transform on the conditions {self.cond_names}: "
+                                f"{str(e).replace('dataset.transform', 'dataset.cond_transform')}") from None
+            with torch.no_grad():
+                k = self.cond_transform(c_t)
+            bad = ~torch.isfinite(k)
+            if bad.any():  # a held-out row outside the domain the training split was checked for
+                i, j = (int(v) for v in bad.nonzero()[0])
+                name = self.cond_names[j] if j < len(self.cond_names) else f"column {j}"
+                raise DataError(f"dataset.cond_transform ({type(self.cond_transform).__name__}) cannot take the "
+                                f"condition {name}={float(c_t[i, j]):.6g} of row {i}: it gives {float(k[i, j])}")
+            self.c_train, self.c_val = k[tr].contiguous(), k[va].contiguous()
             self.c_raw_val = c[va]
+            self.cond_range = self.condition_ranges(c)
+            self.cond_input_range = [(float(v.min()), float(v.max())) for v in np.asarray(c, np.float32).T]
         self.shape = tuple(x.shape[1:])
         self.cond_dim = 0 if c is None else c.shape[1]
         self._built = True
+
+    def scale_hint(self, limit: float = 1e3) -> str:
+        """Why a first step may have gone non-finite: a model input far from unit scale after its
+        transform, and the key that fixes it; ``""`` when every input is within ``limit``."""
+        hints = []
+        for what, t, key, transform, names, fix in (
+                ("samples", self.x_train, "dataset.transform", self.transform, None,
+                 "dataset/transform=log1p_standardize"),
+                ("conditions", self.c_train, "dataset.cond_transform", self.cond_transform, self.cond_names,
+                 "dataset/cond_transform=log_standardize (or standardize)")):
+            if t is None or not len(t):
+                continue
+            peak = t.flatten(1).abs().amax(0)
+            peak = torch.where(torch.isfinite(peak), peak, torch.full_like(peak, float("inf")))
+            i = int(peak.argmax())
+            if peak[i] > limit:
+                name = names[i] if names and i < len(names) else f"column {i}"
+                hints.append(f"{what} {name!r} reach {float(peak[i]):.3g} after {key} "
+                             f"({type(transform).__name__}), far from unit scale: set {fix}")
+        return "; likely cause: " + "; ".join(hints) if hints else ""
 
     @property
     def n_train(self) -> int:

@@ -77,7 +77,7 @@ class ImageProgress(L.Callback):
             return
         k = min(self.n // 2, len(dm.x_val))
         x = torch.as_tensor(dm.x_raw_val[:k], dtype=torch.float32, device=device)
-        c = None if dm.c_val is None else dm.c_val[:k].to(device)
+        c = None if dm.c_raw_val is None else torch.as_tensor(dm.c_raw_val[:k], dtype=torch.float32, device=device)
         x_hat = pl_module.reconstruct(x, c)
         grid = reconstruction_grid(x.cpu().numpy(), x_hat.float().cpu().numpy(), self.nrow, self.rgb)
         writer.add_image("train/reconstructions", grid, step, dataformats="HWC")

@@ -56,8 +56,9 @@ class Sampler(nn.Module):
     """A family's map from standard-normal noise (and conditions) to samples in data units.
 
     ``sample`` draws the noise and runs this map; ``export-model`` writes it with the noise as inputs.
-    Inputs, batch-first: ``z`` ``(B, latent_dim)``; ``c`` ``(B, cond_dim)``, only for conditional
-    models; ``eps`` ``(B, *shape)``, only when ``eps`` is set (a VAE's decoder noise). Output
+    Inputs, batch-first: ``z`` ``(B, latent_dim)``; ``c`` ``(B, cond_dim)`` in data units (the fitted
+    condition transform is applied inside), only for conditional models; ``eps`` ``(B, *shape)``, only
+    when ``eps`` is set (a VAE's decoder noise). Output
     ``(B, *shape)``. A family's subclass implements ``to_model_space``; the sampler holds the parts it
     runs (networks, transform), not the LightningModule, whose trainer properties tracing would touch.
 
@@ -72,7 +73,7 @@ class Sampler(nn.Module):
     def __init__(self, model: GenerativeModel, latent_dim: int, eps: bool = False):
         super().__init__()
         self.shape, self.cond_dim, self.latent_dim, self.eps = model.shape, model.cond_dim, int(latent_dim), eps
-        self.transform = model.transform
+        self.transform, self.cond_transform = model.transform, model.cond_transform
 
     def to_model_space(self, z: torch.Tensor, c: torch.Tensor | None = None,
                        eps: torch.Tensor | None = None) -> torch.Tensor:
@@ -80,13 +81,14 @@ class Sampler(nn.Module):
         raise NotImplementedError
 
     def forward(self, z: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-        """``(z[, c][, eps]) -> x`` in data units."""
-        c = rest[0] if self.cond_dim else None
+        """``(z[, c][, eps]) -> x``, conditions and samples in data units."""
+        c = self.cond_transform(rest[0]) if self.cond_dim else None
         eps = rest[-1] if self.eps else None
         return self.transform.inverse(self.to_model_space(z, c, eps))
 
     def draw(self, n: int, c: torch.Tensor | None = None, device=None) -> torch.Tensor:
-        """``n`` samples in model space from fresh noise (``z``, then ``eps``) drawn on ``device``."""
+        """``n`` samples in model space from fresh noise (``z``, then ``eps``) drawn on ``device``;
+        ``c`` in model space (after the condition transform)."""
         z, *eps = self.noise(n, device)
         return self.to_model_space(z, c, eps[0] if eps else None)
 
@@ -109,10 +111,12 @@ class Sampler(nn.Module):
         return {k: shapes[k] for k in self.input_names}
 
     def example_inputs(self, n: int = 4, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
-        """Random inputs of batch ``n`` in ``input_names`` order (conditions standard normal: only a shape check)."""
+        """Random inputs of batch ``n`` in ``input_names`` order; conditions in data units, standard normal in
+        model space (inside the transform's domain: only a shape and agreement check)."""
         out = [torch.randn(n, self.latent_dim, generator=generator)]
         if self.cond_dim:
-            out.append(torch.randn(n, self.cond_dim, generator=generator))
+            with torch.no_grad():
+                out.append(self.cond_transform.inverse(torch.randn(n, self.cond_dim, generator=generator)))
         if self.eps:
             out.append(torch.randn(n, *self.shape, generator=generator))
         return tuple(out)
@@ -122,7 +126,8 @@ class GenerativeModel(L.LightningModule):
     """Base of the GAN, VAE and Flow modules.
 
     The family contract: what code outside ``gentwin.models`` may use, without asking which family a
-    model is. Everything is in data space (the transform is the family's business):
+    model is. Everything is in data space, samples and conditions (the transforms are the family's
+    business; ``generate``, ``training_step`` and ``Sampler.to_model_space`` take model-space conditions):
 
     * ``sample(n, c)``: ``n`` samples, generated outside training;
     * ``export_module()``: the ``Sampler`` that ``sample`` runs, ``(z[, c][, eps]) -> x``, with its noise
@@ -143,6 +148,7 @@ class GenerativeModel(L.LightningModule):
         shape: One sample's shape in data space (from the datamodule).
         cond_dim: Condition width, 0 when unconditional (from the datamodule).
         transform: Fitted data transform (data -> model space); saved in checkpoints.
+        cond_transform: Fitted condition transform (data -> model space); saved in checkpoints.
         optimizer: Partial ``params -> torch.optim.Optimizer`` (optimizer group).
         lr_schedule: Partial ``optimizer -> lr_scheduler`` stepped once per epoch, or ``None``.
         finite_check: How a non-finite loss is refused (``step``): ``"step"``, ``"deferred"`` or
@@ -150,7 +156,8 @@ class GenerativeModel(L.LightningModule):
     """
 
     def __init__(self, *, shape, cond_dim: int = 0, transform: nn.Module | None = None,
-                 optimizer=None, lr_schedule=None, finite_check: str | None = None):
+                 cond_transform: nn.Module | None = None, optimizer=None, lr_schedule=None,
+                 finite_check: str | None = None):
         super().__init__()
         if finite_check not in (None, "step", "deferred"):
             raise ValueError(f"model.finite_check must be 'step', 'deferred' or null, got {finite_check!r}")
@@ -158,6 +165,7 @@ class GenerativeModel(L.LightningModule):
         self.automatic_optimization = False
         self.shape, self.cond_dim = tuple(shape), int(cond_dim)
         self.transform = transform if transform is not None else Identity()
+        self.cond_transform = cond_transform if cond_transform is not None else Identity()
         self.optimizer_factory = optimizer if optimizer is not None else torch.optim.Adam
         self.lr_schedule_factory = lr_schedule
         self.steps_per_epoch = 1
@@ -186,17 +194,21 @@ class GenerativeModel(L.LightningModule):
 
     @torch.no_grad()
     def sample(self, n: int, c: torch.Tensor | None = None, batch_size: int = 65_536) -> torch.Tensor:
-        """``n`` samples in data space, ``(n, *shape)``, generated in chunks of ``batch_size``."""
+        """``n`` samples in data space, ``(n, *shape)``, generated in chunks of ``batch_size``; ``c`` in data units."""
         out = []
         with self._evaluating():
             for i in range(0, n, batch_size):
                 m = min(batch_size, n - i)
-                ci = None if c is None else c[i : i + m].to(self.device)
+                ci = None if c is None else self.model_conditions(c[i : i + m].to(self.device))
                 out.append(self.transform.inverse(self.generate(m, ci)))
         return torch.cat(out) if out else torch.empty(0, *self.shape)
 
+    def model_conditions(self, c: torch.Tensor | None) -> torch.Tensor | None:
+        """Data-unit conditions ``c`` in model space (the fitted condition transform); ``None`` stays."""
+        return None if c is None else self.cond_transform(c.to(torch.float32))
+
     def log_prob(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """``log p(x | c)`` of data-space ``x``, ``(B,)``: exact or a lower bound, as the family says.
+        """``log p(x | c)`` of data-space ``x`` and ``c``, ``(B,)``: exact or a lower bound, as the family says.
 
         Raises:
             NotImplementedError: the family has no likelihood (``has_likelihood`` is false).
@@ -254,7 +266,8 @@ class GenerativeModel(L.LightningModule):
     # -- wiring ---------------------------------------------------------------------------------
     def param_groups(self) -> list[tuple[str, list[nn.Parameter], float | None]]:
         """``(name, parameters, lr or None for the optimizer's own)`` per optimizer."""
-        return [("model", [p for n, p in self.named_parameters() if not n.startswith("transform.")], None)]
+        fitted = ("transform.", "cond_transform.")  # the data's, not trained
+        return [("model", [p for n, p in self.named_parameters() if not n.startswith(fitted)], None)]
 
     def configure_optimizers(self):
         optimizers, schedulers = [], []
@@ -382,6 +395,7 @@ class GenerativeModel(L.LightningModule):
         x, c = batch
         if self.has_likelihood:
             with torch.no_grad():
+                c = None if c is None else self.cond_transform.inverse(c)  # the batch is in model space
                 nll = -self.log_prob(self.transform.inverse(x), c).mean()
             self.log("val/nll", nll, prog_bar=False, batch_size=len(x))
 

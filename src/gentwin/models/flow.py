@@ -28,7 +28,7 @@ class Flow(GenerativeModel):
     def log_prob(self, x, c=None):
         """Exact ``log p(x | c)`` in data space, ``(B,)``."""
         y = self.transform(x)
-        return self._dist(c).log_prob(y.flatten(1)) + self.transform.log_abs_det_jacobian(x)
+        return self._dist(self.model_conditions(c)).log_prob(y.flatten(1)) + self.transform.log_abs_det_jacobian(x)
 
     def export_module(self) -> FlowSampler:
         return FlowSampler(self)

@@ -56,12 +56,13 @@ class VAE(GenerativeModel):
 
     def log_prob(self, x, c=None):
         """The ELBO (a lower bound of ``log p(x)``) in data space, one latent draw, ``(B,)``."""
-        rec, kl = self.terms(self.transform(x), c)
+        rec, kl = self.terms(self.transform(x), self.model_conditions(c))
         return -(rec + kl) + self.transform.log_abs_det_jacobian(x)
 
     @torch.no_grad()
     def reconstruct(self, x, c=None):
         """``x`` (data space) decoded from its posterior mean, in data space, without decoder noise."""
+        c = self.model_conditions(c)
         with self._evaluating():
             mean, _ = self.encoder(self.transform(x), c).chunk(2, dim=1)
             return self.transform.inverse(DecoderSampler(self, noise=False).to_model_space(mean, c))

@@ -35,7 +35,8 @@ def marginals_figure(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], b
     ia, ib = halves
     a, b = ({k: np.asarray(real[k], np.float64)[i] for k in names} for i in (ia, ib))
     g = {k: np.asarray(fake[k], np.float64)[: len(ib)] for k in names}
-    unit = lambda name: units.get(name, "")
+    # A feature of an array (``showers[3]``, ``showers/total``) takes the array's unit (``dataset.units``).
+    unit = lambda name: units.get(name) or units.get(name.split("[")[0].split("/")[0], "")
     label = lambda name: f"{name} [{unit(name)}]" if unit(name) else name
     with style():
         return histogram_figure(names, a, b, g, label, cols=4, step=lambda name: lattice_step(a[name]),

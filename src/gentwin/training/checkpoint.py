@@ -135,14 +135,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Generati
     """
     ckpt = read_checkpoint(path)
     info = ckpt["gentwin"]
-    for what in ("model", "transform"):  # both checked before either is built
+    for what in ("model", "transform", "cond_transform"):  # all checked before any is built
         check_targets(info.get(what), path, what)
     transform = safe_instantiate(info["transform"], path, "transform") if info.get("transform") else None
+    cond_transform = safe_instantiate(info["cond_transform"], path, "cond_transform") if info.get("cond_transform") \
+        else None
     model = safe_instantiate(info["model"], path, "model", shape=tuple(info["shape"]),
-                             cond_dim=int(info["cond_dim"]), transform=transform)
+                             cond_dim=int(info["cond_dim"]), transform=transform, cond_transform=cond_transform)
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the saved model config ({str(e).splitlines()[0]})") from None
-    model.build_info = {k: info[k] for k in ("model", "transform", "cond_names", "dataset", "metric") if k in info}
+    model.build_info = {k: info[k] for k in ("model", "transform", "cond_transform", "cond_names", "cond_range",
+                                             "cond_input_range", "units", "dataset", "metric") if k in info}
     return model.to(device).eval()

@@ -66,7 +66,7 @@ def evaluate(model, dm, entries: dict, figures: bool = True, seed: int | None = 
         sl = slice(sl.start, min(sl.stop, sl.start + n))
     real = dm.x_raw_val[sl]
     c_raw = None if dm.c_raw_val is None else dm.c_raw_val[sl]
-    c = None if dm.c_val is None else dm.c_val[sl]
+    c = None if c_raw is None else torch.as_tensor(c_raw, dtype=torch.float32)  # data units, as a user gives them
     if seed is not None:
         torch.manual_seed(seed)
     model.sample(min(len(real), 256), None if c is None else c[:256])  # warm-up

@@ -7,7 +7,8 @@ inputs, batch-first with a free batch size:
 
 * ``z`` ``(B, latent_dim)``: standard normal noise (GAN, VAE: the latent; flows: the base noise,
   mapped through the inverse flow);
-* ``c`` ``(B, cond_dim)``: the model-visible conditions, only for conditional models;
+* ``c`` ``(B, cond_dim)``: the conditions in data units (the fitted condition transform is inside),
+  only for conditional models; the sidecar gives each column's unit and training range;
 * ``eps`` ``(B, *shape)``: standard normal decoder noise, only for a VAE that samples with its
   learned per-feature sigma (``decoder_noise: true``).
 
@@ -124,6 +125,8 @@ def difference(got: torch.Tensor, want: torch.Tensor) -> tuple[float, float]:
 
 def sidecar(sampler: Sampler, fmt: str, out: Path, checkpoint: str | Path, info: dict) -> dict:
     """The JSON description written beside the exported file."""
+    from gentwin.data.interface import sidecar_interface
+
     return {
         "format": fmt,
         "file": out.name,
@@ -134,10 +137,9 @@ def sidecar(sampler: Sampler, fmt: str, out: Path, checkpoint: str | Path, info:
         "cond_dim": sampler.cond_dim,
         "cond_names": list(info.get("cond_names") or []),
         "latent_dim": sampler.latent_dim,
-        "inputs": [{"name": k, "shape": v} for k, v in sampler.input_shapes().items()],
-        "output": {"name": "x", "shape": ["B", *sampler.shape], "space": "data"},
-        "noise": "z (and eps) standard normal; c: the model-visible conditions (as in samples.npz 'c')",
+        **sidecar_interface(sampler, info),  # inputs and outputs: shapes, dtypes, units, ranges, noise
         "transform": info.get("transform"),
+        "cond_transform": info.get("cond_transform"),
     }
 
 

@@ -13,7 +13,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from gentwin.atomic import remove_stale, replacing, write_text
-from gentwin.errors import ConfigError, DataError, GentwinError
+from gentwin.data.interface import condition_info
+from gentwin.errors import ConfigError, DataError, Diverged, GentwinError
 from gentwin.training.configs import specialisations
 from gentwin.training.launch import set_threads
 from gentwin.training.validation import validate
@@ -91,6 +92,7 @@ def build(cfg: DictConfig):
         shape=dm.shape,
         cond_dim=dm.cond_dim,
         transform=dm.transform,
+        cond_transform=dm.cond_transform,
         optimizer=instantiate(cfg.optimizer),
         lr_schedule=instantiate(schedule["lr"]) if schedule.get("lr") else None,
     )
@@ -100,6 +102,7 @@ def build(cfg: DictConfig):
         "transform": OmegaConf.to_container(cfg.dataset.get("transform"), resolve=True)
         if cfg.dataset.get("transform") else None,
         "cond_names": list(dm.cond_names),
+        **condition_info(cfg.dataset, dm),
         "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
         "metric": OmegaConf.to_container(cfg.metric, resolve=True) if cfg.get("metric") else None,
         "seed": cfg.get("seed"),  # `evaluate <ckpt>` repeats the final evaluation with it
@@ -186,6 +189,8 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     try:
         # weights_only: a checkpoint holds tensors and plain values; a pickle that runs code is refused.
         trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    except Diverged as e:  # name the likely cause: an input far from unit scale, and the key that fixes it
+        raise Diverged(f"{e}{dm.scale_hint()}") from None
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1); the command says where things are
             raise KeyboardInterrupt from None

@@ -87,6 +87,9 @@ def generation_times(model, checkpoint: str | Path, batches=BATCHES, repeats: in
 
     An ONNX export that fails (e.g. a MAF too deep for the exporter) is recorded as ``onnx_error``.
     """
+    if cond is None and model.cond_dim:  # data units: the conditions' centre (zeros in model space)
+        with torch.no_grad():
+            cond = model.cond_transform.inverse(torch.zeros(1, model.cond_dim)).numpy()
     counts = model.parameter_counts()
     result = {"parameters": counts["trainable"], "parameters_exported": counts["exported"], "batches": list(batches),
               "repeats": repeats, "threads": torch.get_num_threads(),

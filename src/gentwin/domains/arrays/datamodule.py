@@ -6,6 +6,7 @@ import numpy as np
 
 from gentwin.data.base import ArrayDataModule
 from gentwin.data.files import Arrays, as_names, read_arrays
+from gentwin.data.units import check_units
 from gentwin.errors import ConfigError
 
 
@@ -26,6 +27,7 @@ class ArraysDataModule(ArrayDataModule):
         max_memory_gb: refuse a file needing more memory than this (``None``: half the available memory).
         max_features: compare samples column by column up to this many values, through summaries above.
         n: the first ``n`` rows (``None``: all).
+        units: ``{array or column name: unit}`` (``gentwin.data.units``), for figures, tables and files.
         layout: a calorimeter's binning (CaloChallenge's XML file, or a list of layers; see
             :mod:`gentwin.domains.calorimeter.layout`): the key properties are then the showers'
             high-level observables and the figures the calorimeter's; its voxel count must be the
@@ -37,7 +39,7 @@ class ArraysDataModule(ArrayDataModule):
     def __init__(self, path: str | None = None, x=None, c=None, tree: str | None = None,
                  drop_nonfinite: bool = False, max_memory_gb: float | None = None, max_features: int = 32,
                  n: int | None = None, layout=None, particle: str | None = None, energy_unit: str = "MeV",
-                 **kwargs):
+                 units=None, **kwargs):
         super().__init__(n=n, **kwargs)
         if path is None:
             raise ConfigError("dataset.path is not set: give the file, dataset.path=<file.h5|.root|.npz|.npy|.csv>")
@@ -45,6 +47,7 @@ class ArraysDataModule(ArrayDataModule):
             raise ConfigError(f"dataset.max_memory_gb must be > 0, got {max_memory_gb}")
         self.path, self.x_keys, self.c_keys, self.tree = str(path), as_names(x), as_names(c), tree
         self.drop_nonfinite, self.max_memory_gb, self.max_features = drop_nonfinite, max_memory_gb, max_features
+        self.units = check_units(units, self.x_keys + self.c_keys)
         self.arrays: Arrays | None = None
         self.x_names: list[str] = []
         self.layout, self.energy_unit, self.log_bins = None, energy_unit, False
@@ -84,7 +87,7 @@ class ArraysDataModule(ArrayDataModule):
             return shower_figures(real, c, fake[ib], None if c is None else c[ib], self.layout, (ia, ib),
                                   energy_unit=self.energy_unit)
         return {"marginals": marginals_figure(self.properties(real), self.properties(fake[ib]), halves=(ia, ib),
-                                              units=getattr(self, "units", None))}
+                                              units=self.units)}
 
     def describe(self) -> str:
         a = self.arrays

@@ -141,6 +141,26 @@ class TPCDataModule(ArrayDataModule):
                                 statistics=PROPERTY_NAMES, n_bootstrap=20)
         return {"profiles": profile_figure(profiles), "responses": response_grid(real, fake, cond)}
 
+    def condition_ranges(self, c):
+        """The data's ranges, but a fractional part's is all of [0, 1): periodic, never extrapolated."""
+        return {k: (0.0, 1.0) if k.endswith("_frac") else v for k, v in super().condition_ranges(c).items()}
+
+    def writers(self) -> dict:
+        return {".dat": self.write_responses}
+
+    def write_responses(self, images: np.ndarray, path: Path, conditions: np.ndarray | None = None) -> str:
+        """Responses ``images`` at model-visible ``conditions`` (default: the held-out ones, as a run
+        generates them) written in the digits format that ``dataset.path`` reads back (``writer``)."""
+        from gentwin.domains.tpc.writer import write_digits
+
+        if conditions is None:
+            conditions = self.c_raw_val[: len(images)]
+        # Simulated events have no file columns: their conditions' variables, pad and drift included.
+        names = self.feature_names or [*dict.fromkeys([*(v.removesuffix("_frac") for v in self.cond_names),
+                                                        self.pad_feature, self.time_feature])]
+        return write_digits(path, images, self.conditions(conditions), names, self.pad_feature,
+                            self.time_feature, self.pad_window, self.time_window)
+
     def window_counts(self) -> str:
         ev = self.events
         if ev is None:

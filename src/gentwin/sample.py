@@ -3,8 +3,10 @@
 Usage::
 
     sample <checkpoint.ckpt> out=<file.npz> [n=N] [conditions=<file.npz|file.csv>] [from_dataset=true]
-           [seed=0] [threads=N] [batch_size=65536]
-    sample <checkpoint.ckpt> timing=true [threads=1]
+           [seed=0] [threads=N] [batch_size=65536] [steps=N] [solver=euler|midpoint|rk4]
+    sample <checkpoint.ckpt> timing=true [threads=1] [steps=N] [solver=...]
+
+``steps`` and ``solver`` change how a model that solves an ODE (flow matching) samples.
 
 ``timing=true`` writes nothing: it prints the generation time per sample at batch 1, 100 and 10,000,
 torch and ONNX, CPU (and GPU when present), mean ± std over 5 repeats, and the parameter count
@@ -39,7 +41,7 @@ import numpy as np
 
 from gentwin.errors import EXIT_CONFIG, EXIT_OK, ConditionsError, GentwinError, UsageError
 
-KEYS = ("n", "conditions", "from_dataset", "out", "seed", "threads", "batch_size", "timing")
+KEYS = ("n", "conditions", "from_dataset", "out", "seed", "threads", "batch_size", "timing", "steps", "solver")
 
 
 def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
@@ -179,7 +181,7 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
     from gentwin.run import set_threads
 
     set_threads(threads)
-    model = load_model(checkpoint)
+    model = with_solver(load_model(checkpoint), args)
     info = model.build_info
     cond_names = list(info.get("cond_names") or [])
     c = dm = None
@@ -236,7 +238,17 @@ def timing(checkpoint: str, args: dict[str, str]) -> str:
     from gentwin.timing import generation_times, timing_table
 
     set_threads(_int(args, "threads", 1))
-    return timing_table(generation_times(load_model(checkpoint), checkpoint))
+    return timing_table(generation_times(with_solver(load_model(checkpoint), args), checkpoint))
+
+
+def with_solver(model, args: dict[str, str]):
+    """``model`` with the ``steps=`` / ``solver=`` of ``args`` applied (``GenerativeModel.set_sampling``)."""
+    if "steps" in args or "solver" in args:
+        try:
+            model.set_sampling(steps=_int(args, "steps", None), solver=args.get("solver"))
+        except (NotImplementedError, ValueError) as e:
+            raise UsageError(str(e)) from None
+    return model
 
 
 def main(argv: list[str]) -> int:

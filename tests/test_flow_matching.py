@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import cli, compose
+from conftest import compose
 from gentwin.models.flow_matching import FlowMatching, fixed_step, ode_log_prob
 from gentwin.nets.velocity import VelocityMLP, VelocityUNet
 
@@ -145,25 +145,35 @@ def test_image_datasets_get_the_unet_and_vectors_the_mlp():
     assert compose(["model=flow_matching", "dataset=moons"]).model.velocity._target_.endswith("VelocityMLP")
 
 
-def test_sample_steps_changes_the_solver_of_a_trained_model(tmp_path):
+def test_sample_steps_changes_the_solver_of_a_trained_model(tmp_path, capsys):
+    from gentwin.sample import main
     from test_export import make_model, save_checkpoint
 
     ckpt = save_checkpoint(make_model("flow_matching", 0), tmp_path / "fm.ckpt")
     outs = {}
     for steps in (1, 50):
-        r = cli("sample", str(ckpt), f"out={tmp_path}/s{steps}.npz", "n=200", f"steps={steps}", "solver=rk4",
-                cwd=tmp_path)
-        assert r.returncode == 0, r.stderr
+        assert main([str(ckpt), f"out={tmp_path}/s{steps}.npz", "n=200", f"steps={steps}", "solver=rk4"]) == 0
         outs[steps] = np.load(tmp_path / f"s{steps}.npz")["x"]
     assert not np.allclose(outs[1], outs[50], atol=1e-3)  # another solution of the same noise
-    r = cli("sample", str(ckpt), f"out={tmp_path}/bad.npz", "n=5", "solver=heun", cwd=tmp_path)
-    assert r.returncode == 2 and "model.solver must be one of" in r.stderr and not (tmp_path / "bad.npz").exists()
+    capsys.readouterr()
+    assert main([str(ckpt), f"out={tmp_path}/bad.npz", "n=5", "solver=heun"]) == 2
+    assert "model.solver must be one of" in capsys.readouterr().err and not (tmp_path / "bad.npz").exists()
 
 
-def test_sample_steps_is_refused_for_one_pass_families(tmp_path):
+def test_sample_steps_is_refused_for_one_pass_families(tmp_path, capsys):
+    from gentwin.sample import main
     from test_export import make_model, save_checkpoint
 
     ckpt = save_checkpoint(make_model("wgan_gp", 0), tmp_path / "gan.ckpt")
-    r = cli("sample", str(ckpt), f"out={tmp_path}/s.npz", "n=5", "steps=4", cwd=tmp_path)
-    assert r.returncode == 2 and "GAN samples in one pass: it has no steps or solver" in r.stderr
+    assert main([str(ckpt), f"out={tmp_path}/s.npz", "n=5", "steps=4"]) == 2
+    assert "GAN samples in one pass: it has no steps or solver" in capsys.readouterr().err
     assert not (tmp_path / "s.npz").exists()
+
+
+def test_tpc_zero_suppression_zeroes_cells_below_the_readout_threshold():
+    from gentwin.domains.tpc.nets import ZeroSuppression
+    from gentwin.domains.tpc.transforms import LogScale
+
+    amplitudes = torch.tensor([[0.0, 0.05, 0.89, 0.9, 1.0, 250.0]])
+    y = ZeroSuppression(0.9)(LogScale()(amplitudes))
+    assert torch.allclose(LogScale().inverse(y), torch.tensor([[0.0, 0.0, 0.0, 0.9, 1.0, 250.0]]), rtol=1e-5, atol=1e-6)

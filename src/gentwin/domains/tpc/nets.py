@@ -182,7 +182,8 @@ class ZeroSuppression(nn.Module):
     def __init__(self, threshold: float = 0.9):
         super().__init__()
         self.threshold = threshold
-        self.level = math.log10(1.0 + threshold)
+        # LogScale's own float32 rounding: an amplitude of exactly ``threshold`` stays a hit.
+        self.level = float(torch.log1p(torch.tensor(threshold)) / math.log(10.0))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return torch.where(y >= self.level, y, torch.zeros_like(y))

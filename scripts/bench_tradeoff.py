@@ -9,7 +9,7 @@ ODE (flow matching) is evaluated and timed again at each of ``--steps`` (``sampl
     python scripts/bench_tradeoff.py outputs/<date>/<run> [<run> ...] [--steps 5,10,20,40]
         [--keys chi2,auc,n_hits,spectrum,faint,empty] [--threads 1] [--repeats 3] [--markdown]
 
-Rows: the folder's name, the steps, each metric whose name contains one of ``--keys`` (its
+Rows: the folder's name, the steps, each metric whose name (after its last ``/``) is one of ``--keys`` (its
 ``_floor`` beside it where the metric entry gives one), then samples per second at each batch.
 """
 
@@ -54,11 +54,11 @@ def rows_of(ckpt: Path, steps: list[int], keys: list[str], repeats: int) -> list
         if s is not None:
             model.set_sampling(steps=s)
         metrics, _, _ = final_evaluation(model, dm, entries, seed=info.get("seed") or 0, figures=False)
-        shown = {k: v for k, v in metrics.items() if any(key in k for key in keys)}
+        shown = {k: v for k, v in metrics.items() if k.rsplit("/", 1)[-1].removesuffix("_floor") in keys or k in keys}
         cond = None if dm.c_val is None else dm.c_val.numpy()
         times = torch_times(model, repeats=repeats, cond=cond)
         out.append({"run": name, "family": type(model).__name__, "steps": "-" if s is None else s, **shown,
-                    **{f"per_s@{b}": float(b) / t["mean_s"] for b, t in times.items()}})
+                    **{f"per_s@{b}": 1.0 / t["mean_s"] for b, t in times.items()}})  # mean_s: per sample
         print(f"  {name} steps={out[-1]['steps']}: done", file=sys.stderr)
     return out
 
@@ -67,7 +67,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path, help="run folders or checkpoints")
     p.add_argument("--steps", default="5,10,20,40", help="solver steps of ODE models, comma list")
-    p.add_argument("--keys", default="chi2,auc,n_hits,spectrum,faint,empty,nll")
+    p.add_argument("--keys", default="chi2,auc,n_hits_chi2,spectrum_w1,n_faint_mean_fake,empty_fraction_diff,nll",
+                   help="metric names (the last part after '/'), each with its _floor when there is one")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--markdown", action="store_true", help="a Markdown table")

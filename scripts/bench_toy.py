@@ -1,11 +1,14 @@
 """Do the models reproduce Calvo Ordoñez's (2022, generative ML for particle physics) 2-D Gaussians? Per-axis mean
-within 0.05 sigma, std within 5 %.
+within 0.05 sigma, std within 5 % (flow matching: 0.01 sigma and 1 %, ``TARGETS``).
 
 Calvo Ordoñez 2022 (Figures 23-26, 33) found its MLP GAN and VAE off in std by 10-80 %. This trains each
 model through gentwin's own `run` on `gaussian2d` (mean 1; variance 0.5 and 3), samples 20,000
 points, and prints the statistics table of Calvo Ordoñez 2022 and the errors against the true parameters.
 
-    python scripts/bench_toy.py [--models wgan_gp,realnvp,maf] [--minutes 5] [--threads 1]
+    python scripts/bench_toy.py [--models wgan_gp,realnvp,maf,flow_matching] [--minutes 5] [--threads 1]
+
+With 20,000 samples the statistical error alone is 0.007 sigma on a mean and 0.5 % on a std: flow
+matching's targets leave little room above sampling noise.
 """
 
 from __future__ import annotations
@@ -31,14 +34,20 @@ SETTINGS = {
     "realnvp": ["dataset.batch_size=256", "trainer.max_epochs=60", "optimizer.lr=1e-3", "schedule/lr=cosine"],
     "maf": ["dataset.batch_size=256", "trainer.max_epochs=60", "optimizer.lr=1e-3", "schedule/lr=cosine"],
     "vae": ["dataset.batch_size=128", "trainer.max_epochs=100", "optimizer.lr=1e-3", "schedule/lr=cosine"],
+    # EMA of the weights and RK4: the sampler's own error is far below the targets.
+    "flow_matching": ["dataset.batch_size=256", "trainer.max_epochs=60", "optimizer.lr=1e-3",
+                      "optimizer.betas=[0.9,0.999]", "schedule/lr=cosine", "model.ema=0.999", "model.solver=rk4",
+                      "model.steps=20", "model.velocity.hidden=[64,64,64]"],
     "gan": ["dataset.batch_size=64", "trainer.max_epochs=300", "optimizer.lr=2e-4", "schedule/lr=cosine"],
 }
 CASES = [(1.0, 0.5), (1.0, 3.0)]
+# (max |mean error| / sigma, max |std error|) a model must reach; the rest: (0.05, 0.05).
+TARGETS = {"flow_matching": (0.01, 0.01)}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="wgan_gp,realnvp,maf")
+    p.add_argument("--models", default="wgan_gp,realnvp,maf,flow_matching")
     p.add_argument("--minutes", type=float, default=5.0, help="wall-clock budget per model and case")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
@@ -64,7 +73,8 @@ def main() -> int:
             sd = np.sqrt(var)
             mean_err = np.abs(fake.mean(0) - mean) / (sd if sd else 1)
             std_err = np.abs(fake.std(0) / sd - 1) if sd else fake.std(0)
-            ok = bool((mean_err <= 0.05).all() and (std_err <= 0.05).all() and wall <= 300 * args.minutes / 5)
+            tm, ts = TARGETS.get(model, (0.05, 0.05))
+            ok = bool((mean_err <= tm).all() and (std_err <= ts).all() and wall <= 300 * args.minutes / 5)
             ok_all &= ok
             print(f"\n== {model} on gaussian2d mean {mean} variance {var}: {metrics['steps']} steps, "
                   f"{metrics['epochs']} epochs, {wall:.0f} s ==")

@@ -3,8 +3,10 @@
 Usage::
 
     sample <checkpoint.ckpt> out=<file.npz|.h5|.root|.csv|.dat> [n=N] [conditions=<file>] [from_dataset=true]
-           [extrapolate=true] [seed=0] [threads=N] [batch_size=65536]
-    sample <checkpoint.ckpt> timing=true [threads=1]
+           [extrapolate=true] [seed=0] [threads=N] [batch_size=65536] [steps=N] [solver=euler|midpoint|rk4]
+    sample <checkpoint.ckpt> timing=true [threads=1] [steps=N] [solver=...]
+
+``steps`` and ``solver`` change how a model that solves an ODE (flow matching) samples.
 
 ``timing=true`` writes nothing: it prints the generation time per sample at batch 1, 100 and 10,000,
 torch and ONNX, CPU (and GPU when present), mean ± std over 5 repeats, and the parameter count
@@ -48,7 +50,8 @@ from gentwin.commands.common import console as _console
 from gentwin.commands.common import flag, integer
 from gentwin.errors import EXIT_CONFIG, EXIT_OK, ConditionsError, GentwinError, UsageError
 
-KEYS = ("n", "conditions", "from_dataset", "out", "seed", "threads", "batch_size", "timing", "extrapolate")
+KEYS = ("n", "conditions", "from_dataset", "out", "seed", "threads", "batch_size", "timing", "extrapolate", "steps",
+        "solver")
 
 
 def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
@@ -173,7 +176,7 @@ def sample(checkpoint: str, args: dict[str, str]) -> str:
     from gentwin.training.launch import set_threads
 
     set_threads(threads)
-    model = load_model(checkpoint)
+    model = with_solver(load_model(checkpoint), args)
     info = model.build_info
     cond_names = list(info.get("cond_names") or [])
     c = dm = None
@@ -242,7 +245,17 @@ def timing(checkpoint: str, args: dict[str, str]) -> str:
     from gentwin.training.timing import generation_times, timing_table
 
     set_threads(integer(args, "threads", 1))
-    return timing_table(generation_times(load_model(checkpoint), checkpoint))
+    return timing_table(generation_times(with_solver(load_model(checkpoint), args), checkpoint))
+
+
+def with_solver(model, args: dict[str, str]):
+    """``model`` with the ``steps=`` / ``solver=`` of ``args`` applied (``GenerativeModel.set_sampling``)."""
+    if "steps" in args or "solver" in args:
+        try:
+            model.set_sampling(steps=integer(args, "steps", None), solver=args.get("solver"))
+        except (NotImplementedError, ValueError) as e:
+            raise UsageError(str(e)) from None
+    return model
 
 
 def main(argv: list[str]) -> int:

@@ -223,6 +223,14 @@ class GenerativeModel(L.LightningModule):
         """
         raise NotImplementedError(f"{type(self).__name__} does not reconstruct")
 
+    def set_sampling(self, steps: int | None = None, solver: str | None = None) -> None:
+        """Changes the steps or solver of ``sample`` and the export module (``sample ... steps=N``).
+
+        Raises:
+            NotImplementedError: the family samples in one pass (only ODE families have steps).
+        """
+        raise NotImplementedError(f"{type(self).__name__} samples in one pass: it has no steps or solver")
+
     def schedules(self) -> dict:
         """The loss-weight schedules ``epoch -> weight`` the family trains with, by name; default none."""
         return {}

@@ -172,3 +172,21 @@ class TPCCritic(nn.Module):
         tiled = c[:, :, None, None].expand(-1, -1, *self.image_shape)
         h = self.conv(torch.cat([tiled, x], dim=1))
         return self.head(torch.cat([h, c], dim=1)).squeeze(1)
+
+
+class ZeroSuppression(nn.Module):
+    """Model-space ``y = log10(1 + A)`` set to 0 where the amplitude ``A`` is below ``threshold``: the
+    zero suppression of the MPD readout (recorded cells hold at least 0.90,
+    ``gentwin.domains.tpc.sparsity``), for models whose outputs are smooth (flow matching)."""
+
+    def __init__(self, threshold: float = 0.9):
+        super().__init__()
+        self.threshold = threshold
+        # LogScale's own float32 rounding: an amplitude of exactly ``threshold`` stays a hit.
+        self.level = float(torch.log1p(torch.tensor(threshold)) / math.log(10.0))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.where(y >= self.level, y, torch.zeros_like(y))
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}"

@@ -1,0 +1,135 @@
+"""Velocity fields ``v(x, t, c)`` for flow matching (``gentwin.models.flow_matching``).
+
+The family builds its network from a partial called with the data's shape, as the other families do:
+``net(in_shape=shape, cond_dim=C)`` maps ``(x (B, *shape), t (B,), c (B, C) or None) -> (B, *shape)``.
+
+* ``VelocityMLP``: vectors (toys, TPC responses, any array), the sample flattened beside a
+  sinusoidal embedding of ``t`` and the conditions;
+* ``VelocityUNet``: images ``(C, H, W)``, a small convolutional U-Net whose blocks take ``t`` and the
+  conditions as a per-channel shift.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gentwin.nets.mlp import MLP
+from gentwin.nets.mlp import activation as named_activation
+
+
+class SinusoidalEmbedding(nn.Module):
+    """``t (B,) -> (B, dim)``: sines and cosines of ``t`` at ``dim / 2`` frequencies, geometric from
+    1 to ``max_frequency`` (the transformer position code, Vaswani et al. 2017, on ``t`` in [0, 1]).
+
+    Args:
+        dim: Output width (even).
+        max_frequency: Highest angular frequency.
+    """
+
+    def __init__(self, dim: int = 32, max_frequency: float = 1000.0):
+        super().__init__()
+        if dim < 2 or dim % 2:
+            raise ValueError(f"time embedding width must be even and >= 2, got {dim}")
+        half = dim // 2
+        self.register_buffer("freqs", torch.exp(torch.linspace(0.0, math.log(max_frequency), half)), persistent=False)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        a = t.reshape(-1, 1) * self.freqs
+        return torch.cat([a.sin(), a.cos()], dim=1)
+
+
+class VelocityMLP(nn.Module):
+    """``[x, emb(t), c] -> v`` through an MLP, for samples of any shape (flattened).
+
+    Args:
+        in_shape: One sample's shape.
+        cond_dim: Condition width (0: unconditional).
+        hidden: Hidden widths.
+        activation: Hidden activation name (``nets.mlp.ACTIVATIONS``).
+        time_dim: Width of the time embedding.
+    """
+
+    def __init__(self, in_shape: Sequence[int], cond_dim: int = 0, hidden: Sequence[int] = (128, 128, 128),
+                 activation: str = "silu", time_dim: int = 32):
+        super().__init__()
+        self.shape = tuple(in_shape)
+        self.embed = SinusoidalEmbedding(time_dim)
+        d = math.prod(self.shape)
+        self.net = MLP(d + time_dim + cond_dim, d, hidden, activation)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        h = [x.flatten(1), self.embed(t)] + ([] if c is None else [c])
+        return self.net(torch.cat(h, dim=1)).view(-1, *self.shape)
+
+
+class _Block(nn.Module):
+    """``conv -> + shift(emb) -> act -> conv -> act``, a residual connection when widths agree."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int, act: str):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(cin, cout, 3, padding=1), nn.Conv2d(cout, cout, 3, padding=1)
+        self.shift = nn.Linear(emb_dim, cout)
+        self.act1, self.act2 = named_activation(act), named_activation(act)
+        self.skip = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x, emb):
+        h = self.act1(self.conv1(x) + self.shift(emb)[:, :, None, None])
+        return self.skip(x) + self.act2(self.conv2(h))
+
+
+class VelocityUNet(nn.Module):
+    """A small U-Net ``(x, t, c) -> v`` for images ``(C, H, W)`` of any size.
+
+    One resolution per width in ``hidden``, halved by strided convolutions and restored by nearest
+    upsampling to the skip's own size (odd sides such as 7 need no padding); the time embedding and
+    the conditions enter every block as a per-channel shift. ``hidden`` and ``activation`` mean what
+    they mean for ``VelocityMLP``, so a dataset's specialisation swaps one net for the other.
+
+    Args:
+        in_shape: ``(C, H, W)``.
+        cond_dim: Condition width (0: unconditional).
+        hidden: Channels per resolution, e.g. ``[32, 64]``.
+        activation: Activation name.
+        time_dim: Width of the time embedding.
+    """
+
+    def __init__(self, in_shape: Sequence[int], cond_dim: int = 0, hidden: Sequence[int] = (32, 64),
+                 activation: str = "silu", time_dim: int = 32):
+        super().__init__()
+        if len(in_shape) != 3 or min(in_shape) < 1:
+            raise ValueError(f"VelocityUNet needs images (C, H, W), got {tuple(in_shape)}")
+        if not hidden:
+            raise ValueError("VelocityUNet needs at least one width in hidden")
+        ch, widths = int(in_shape[0]), [int(w) for w in hidden]
+        self.embed = nn.Sequential(SinusoidalEmbedding(time_dim), nn.Linear(time_dim, time_dim),
+                                   named_activation(activation))
+        emb = time_dim + cond_dim
+        self.inp = nn.Conv2d(ch, widths[0], 3, padding=1)
+        self.down = nn.ModuleList(_Block(w_in, w, emb, activation)
+                                  for w_in, w in zip([widths[0], *widths[:-1]], widths, strict=True))
+        self.pool = nn.ModuleList(nn.Conv2d(w, w, 3, stride=2, padding=1) for w in widths[:-1])
+        self.mid = _Block(widths[-1], widths[-1], emb, activation)
+        self.up = nn.ModuleList(_Block(w + w_skip, w_skip, emb, activation)
+                                for w, w_skip in zip(widths[1:], widths[:-1], strict=True))
+        self.out = nn.Conv2d(widths[0], ch, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        e = self.embed(t)
+        e = e if c is None else torch.cat([e, c], dim=1)
+        h, skips = self.inp(x), []
+        for i, block in enumerate(self.down):
+            h = block(h, e)
+            if i < len(self.pool):
+                skips.append(h)
+                h = self.pool[i](h)
+        h = self.mid(h, e)
+        for block in reversed(self.up):
+            s = skips.pop()
+            h = F.interpolate(h, size=s.shape[-2:], mode="nearest")
+            h = block(torch.cat([h, s], dim=1), e)
+        return self.out(h)

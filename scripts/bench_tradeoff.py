@@ -33,17 +33,15 @@ def checkpoint_of(path: Path) -> Path:
 
 
 def rows_of(ckpt: Path, steps: list[int], keys: list[str], repeats: int) -> list[dict]:
-    from gentwin.checkpoint import load_model, read_checkpoint, safe_instantiate
-    from gentwin.evaluate import final_evaluation
-    from gentwin.timing import torch_times
-
-    from gentwin.evaluate_command import _metric_entries
+    from gentwin.training.checkpoint import load_model, metric_entries, read_checkpoint, safe_instantiate
+    from gentwin.training.evaluate import final_evaluation
+    from gentwin.training.timing import torch_times
 
     info = read_checkpoint(ckpt)["gentwin"]
     model = load_model(ckpt)
     dm = safe_instantiate(info["dataset"], ckpt, "dataset")
     dm.setup()
-    entries = _metric_entries(model.build_info, str(ckpt))
+    entries = metric_entries(model.build_info, str(ckpt))
     try:
         model.set_sampling()
         settings = steps

@@ -147,7 +147,6 @@ def test_image_datasets_get_the_unet_and_vectors_the_mlp():
 
 def test_sample_steps_changes_the_solver_of_a_trained_model(tmp_path, capsys):
     from gentwin.commands.sample import main
-
     from test_export import make_model, save_checkpoint
 
     ckpt = save_checkpoint(make_model("flow_matching", 0), tmp_path / "fm.ckpt")
@@ -163,7 +162,6 @@ def test_sample_steps_changes_the_solver_of_a_trained_model(tmp_path, capsys):
 
 def test_sample_steps_is_refused_for_one_pass_families(tmp_path, capsys):
     from gentwin.commands.sample import main
-
     from test_export import make_model, save_checkpoint
 
     ckpt = save_checkpoint(make_model("wgan_gp", 0), tmp_path / "gan.ckpt")

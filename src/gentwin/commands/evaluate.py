@@ -136,21 +136,6 @@ def evaluate_files(reference: str, generated: str, args: dict) -> dict:
             "scorecard": card, "warnings": notes, "_figures": figures}
 
 
-def _metric_entries(info: dict, checkpoint: str) -> dict:
-    """The metric group stored in the checkpoint (or its run folder's config), built through the allow-list."""
-    from omegaconf import OmegaConf
-
-    from gentwin.training.checkpoint import safe_instantiate
-
-    node = info.get("metric")
-    saved = Path(checkpoint).resolve().parent.parent / ".hydra" / "config.yaml"
-    if node is None and saved.is_file():
-        node = OmegaConf.to_container(OmegaConf.load(saved).get("metric") or {}, resolve=False) or None
-    if not node:
-        return {}
-    return {k: safe_instantiate(v, checkpoint, "metric") for k, v in (node.get("entries") or {}).items()}
-
-
 def domain_rows(value: dict[str, float], floor: dict[str, float]) -> dict[str, dict]:
     """Scorecard rows ``domain/<k>`` of a metric group's values: the floor from ``floor`` (the group
     run on two reference halves), else the entry's own ``<k>_floor`` value, which is then no row of its own."""
@@ -198,14 +183,14 @@ def evaluate_checkpoint(checkpoint: str, args: dict) -> dict:
     (:func:`gentwin.metrics.floors.scorecard`): each metric beside its real-vs-real floor.
     """
     from gentwin.errors import ConfigError
-    from gentwin.training.checkpoint import load_model, read_checkpoint, safe_instantiate
+    from gentwin.training.checkpoint import load_model, metric_entries, read_checkpoint, safe_instantiate
     from gentwin.training.evaluate import final_evaluation
 
     info = read_checkpoint(checkpoint)["gentwin"]
     if not info.get("dataset"):
         raise CheckpointError(f"{checkpoint}: no dataset config saved; evaluate the samples as files instead")
     model = load_model(checkpoint)
-    entries = _metric_entries(model.build_info, checkpoint)
+    entries = metric_entries(model.build_info, checkpoint)
     dm = safe_instantiate(info["dataset"], checkpoint, "dataset")
     try:
         dm.setup()

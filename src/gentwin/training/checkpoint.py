@@ -149,3 +149,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Generati
     model.build_info = {k: info[k] for k in ("model", "transform", "cond_transform", "cond_names", "cond_range",
                                              "cond_input_range", "units", "dataset", "metric") if k in info}
     return model.to(device).eval()
+
+
+def metric_entries(info: dict, checkpoint: str) -> dict:
+    """The metric group stored in the checkpoint (or its run folder's config), built through the allow-list."""
+    node = info.get("metric")
+    saved = Path(checkpoint).resolve().parent.parent / ".hydra" / "config.yaml"
+    if node is None and saved.is_file():
+        node = OmegaConf.to_container(OmegaConf.load(saved).get("metric") or {}, resolve=False) or None
+    if not node:
+        return {}
+    return {k: safe_instantiate(v, checkpoint, "metric") for k, v in (node.get("entries") or {}).items()}

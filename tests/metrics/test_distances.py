@@ -229,6 +229,22 @@ def test_fpd_kpd_entry():
     assert fpd_kpd(rescale(real), rescale(fake), kpd_batch_size=300) == pytest.approx(out, rel=1e-6)
 
 
+
+def test_fpd_kpd_leave_out_rows_with_a_non_finite_property():
+    """Invalid generated leaves have NaN properties: FPD/KPD are those of the valid rows (evaluate on a leaf
+    checkpoint raised LinAlgError), and NaN when fewer than two rows of a sample are finite."""
+    rng = np.random.default_rng(11)
+    real = {"x0": rng.normal(size=800), "x1": rng.normal(size=800)}
+    fake = {"x0": rng.normal(size=800) + 0.5, "x1": rng.normal(size=800)}
+    holed = {k: v.copy() for k, v in fake.items()}
+    holed["x0"][::7], holed["x1"][3::11] = np.nan, np.inf
+    keep = np.isfinite(holed["x0"]) & np.isfinite(holed["x1"])
+    want = fpd_kpd(real, {k: v[keep] for k, v in fake.items()}, kpd_batch_size=300)
+    assert fpd_kpd(real, holed, kpd_batch_size=300) == want
+    assert all(np.isfinite(v) for v in want.values())
+    empty = {k: np.full(800, np.nan) for k in fake}
+    assert all(np.isnan(v) for v in fpd_kpd(real, empty).values())
+
 # --- classifier two-sample test ------------------------------------------------------------------
 
 

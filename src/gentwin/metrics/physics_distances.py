@@ -180,6 +180,12 @@ def fpd_kpd(real: Properties, fake: Properties, cond: Properties | None = None, 
         ``{"fpd", "fpd_err"}`` (:func:`fpd_extrapolated`) and ``{"kpd", "kpd_err"}`` (:func:`kpd_median`).
     """
     x, y = stack_properties(real), stack_properties(fake, list(real))
+    # A row with a non-finite property (a generated leaf that post-processes into no valid leaf) has
+    # no place in a Gaussian fit or a kernel: it is left out here and counted where it belongs (the
+    # properties metric's valid_rate, a run's finite_fraction).
+    x, y = (a[np.isfinite(a).all(axis=1)] for a in (x.reshape(len(x), -1), y.reshape(len(y), -1)))
+    if min(len(x), len(y)) < 2:
+        return dict.fromkeys(("fpd", "fpd_err", "kpd", "kpd_err"), float("nan"))
     fpd, fpd_err = fpd_extrapolated(x, y, seed=seed)
     kpd, kpd_err = kpd_median(x, y, batch_size=kpd_batch_size, seed=seed)
     return {"fpd": fpd, "fpd_err": fpd_err, "kpd": kpd, "kpd_err": kpd_err}

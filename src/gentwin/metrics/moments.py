@@ -185,11 +185,11 @@ def format_moment_table(real: Properties, fake: Properties, title: str = "") -> 
         for i in range(len(keys)):
             r, f = float(mr[stat][i]), float(mf[stat][i])
             err = _in_units(f - r, float(sigma[i]), "σ") if stat == "mean" else _rel(r, f)
-            cells += f"{r:>{w}.6f}{f:>{w}.6f}{err:>{w}}"
+            cells += f" {r:>{w - 1}.6g} {f:>{w - 1}.6g} {err:>{w - 1}}"  # a space between columns, always
         lines.append(f"{label:<{lw}}" + cells)
     for i, j in _pairs(keys):
         r, f = float(mr["cov"][i, j]), float(mf["cov"][i, j])
         err = _in_units(f - r, float(sigma[i] * sigma[j]), "σσ")
-        lines.append(f"{pair_labels[i, j]:<{lw}}{r:>{w}.6f}{f:>{w}.6f}{err:>{w}}")
+        lines.append(f"{pair_labels[i, j]:<{lw}} {r:>{w - 1}.6g} {f:>{w - 1}.6g} {err:>{w - 1}}")
     lines.append("error: mean in units of the real σ, std and variance relative, covariance in units of σ_i σ_j")
     return "\n".join(lines)

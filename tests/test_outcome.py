@@ -49,6 +49,8 @@ def test_never_zero_samples_where_the_data_are_zero_a_fifth_of_the_time():
                                                  "the samples in 0.0%")
     assert outcome_warnings({"m": 1.0}, "m", real, real[::-1]) == []  # as many zeros: nothing to say
     assert outcome_warnings({"m": 1.0}, "m", smeared, smeared) == []  # data without zeros
+    images = (rng.random((200, 64)) > 0.5).astype(float)  # binary images, half zero; a sigmoid's 1e-4 is zero
+    assert outcome_warnings({"m": 1.0}, "m", images, np.clip(images, 1e-4, 1 - 1e-4)) == []
 
 
 def test_energy_beside_its_floor_for_equal_and_shifted_distributions():

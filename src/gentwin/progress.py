@@ -44,8 +44,8 @@ class Lines:
         self.t0 = time.perf_counter()
         self.last_time, self.last_fraction = self.t0, start
 
-    def line(self, fraction: float, detail: str = "") -> str:
-        elapsed = time.perf_counter() - self.t0
+    def line(self, fraction: float, detail: str = "", now: float | None = None) -> str:
+        elapsed = (time.perf_counter() if now is None else now) - self.t0
         now = (fraction - self.start) / (1 - self.start) if self.start < 1 else 1.0
         left = "done" if fraction >= 1 else f"ETA {duration(eta(elapsed, now))}"
         head = f"{self.what} " if self.what else ""
@@ -57,6 +57,6 @@ class Lines:
         due = fraction - self.last_fraction >= self.step - 1e-9 or now - self.last_time >= self.every
         if not (due or force):
             return False
-        self.write(self.line(fraction, detail))
+        self.write(self.line(fraction, detail, now))
         self.last_time, self.last_fraction = now, fraction
         return True

@@ -101,8 +101,9 @@ class _Progress(L.Callback):
             self.validated = (trainer.current_epoch + 1, float(trainer.callback_metrics[self.monitor]))
 
     def detail(self, trainer, pl_module) -> str:
-        total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
-        parts = [f"epoch {trainer.current_epoch + 1}/{total}", f"step {trainer.global_step}"]
+        total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+        epoch = trainer.current_epoch + 1 if total is None else min(trainer.current_epoch + 1, total)  # at the end
+        parts = [f"epoch {epoch}/{total or '?'}", f"step {trainer.global_step}"]
         parts += [f"{k} {v:.4g}" for k, v in getattr(pl_module, "_progress", {}).items()]
         if self.validated:
             parts.append(f"{self.monitor.removeprefix('val/')} {self.validated[1]:.4g} (epoch {self.validated[0]})")
@@ -154,10 +155,13 @@ class RunBar(_Progress):
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.table import Column
 
         self.bar = Progress(TextColumn("training"), BarColumn(bar_width=24), TaskProgressColumn(),
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                            TextColumn("{task.fields[detail]}", overflow="ellipsis"), transient=False)
+                            TextColumn("{task.fields[detail]}", markup=False,
+                                       table_column=Column(no_wrap=True, overflow="ellipsis")),
+                            transient=False, redirect_stdout=False, redirect_stderr=False)  # run.log keeps its tee
         self.bar.start()
         self.task = self.bar.add_task("", total=1000, completed=1000 * budget_fraction(trainer, pl_module),
                                       detail="")

@@ -198,7 +198,7 @@ def build_report(roots: str | Path | list, metrics: list[str] | None = None) -> 
     rows, swept, common = group(jobs)
     done = [j for j in jobs if j.status == "ok"]
     monitors = [j.monitor for j in done if j.monitor]
-    monitor = max(set(monitors), key=monitors.count) if monitors else None
+    monitor = max(dict.fromkeys(monitors), key=monitors.count) if monitors else None  # ties: the first run's
     modes = [j.mode for j in done if j.mode]
     mode = modes[0] if modes else None
     known = {k for j in done for k in j.metrics}

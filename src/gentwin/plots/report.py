@@ -43,8 +43,12 @@ def plot_metric(rep: Report, metric: str, out: Path) -> Path | None:
         keyd = dict(row.key)
         rest = ", ".join(f"{k}={v}" for k, v in row.key if k != x_key)
         values = list(row.values(metric).values())
+        if not any(np.isfinite(values)):  # runs of another domain, which monitor another metric
+            continue
         mean, std = mean_std(values)
         lines.setdefault(rest, []).append((keyd[x_key], mean, std, values))
+    if not lines:
+        return None
     xs_all = list(dict.fromkeys(x for pts in lines.values() for x, *_ in pts))
     numeric = _numeric(xs_all)
     pos = dict(zip(xs_all, numeric if numeric else range(len(xs_all)), strict=True))
@@ -106,7 +110,7 @@ def plot_curves(rep: Report, metric: str, out: Path) -> Path | None:
     from matplotlib.lines import Line2D
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    drawn, xlabel, ys, floors, several = False, "epoch", [], [], False
+    drawn, xlabel, ys, floors, several, starred = False, "epoch", [], [], False, False
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, row in enumerate(rep.rows):
         color = colors[i % len(colors)]
@@ -124,6 +128,7 @@ def plot_curves(rep: Report, metric: str, out: Path) -> Path | None:
             if best is not None and label == "epoch" and best in set(x.tolist()):
                 ax.plot([best], [y[list(x).index(best)]], marker="*", markersize=11, color=color,
                         markeredgecolor="black", linestyle="none")
+                starred = True
             floor = read_curve(j, f"val/{metric}_floor")
             if floor is not None:
                 floors.append(float(np.mean(floor[1])))
@@ -143,8 +148,10 @@ def plot_curves(rep: Report, metric: str, out: Path) -> Path | None:
         handles.append(Line2D([], [], color="black", linestyle="--"))
         labels.append("floor: two halves of the held-out data")
         ys.extend(floors)
-    handles.append(Line2D([], [], marker="*", color="gray", markeredgecolor="black", markersize=10, linestyle="none"))
-    labels.append("best epoch (the checkpoint scored)")
+    if starred:
+        handles.append(Line2D([], [], marker="*", color="gray", markeredgecolor="black", markersize=10,
+                              linestyle="none"))
+        labels.append("best epoch (the checkpoint scored)")
     if several:
         handles += [Line2D([], [], color="gray", linewidth=0.8, alpha=0.5), Line2D([], [], color="gray", linewidth=2.2)]
         labels += ["thin: each seed", "thick: mean over seeds"]
@@ -159,6 +166,10 @@ def _save(fig, ax, ys, xlabel: str, ylabel: str, path: Path, legend=None, title:
 
     if _log_scale(ys):
         ax.set_yscale("log")
+    if xlabel in ("epoch", "step"):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

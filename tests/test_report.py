@@ -144,7 +144,7 @@ def test_multirun_with_a_failing_job_gives_a_two_row_table_and_hparams(tmp_path)
     assert rep.returncode == 0, rep.stderr
     table = [line for line in rep.stdout.splitlines() if line.startswith("| ")]
     head = "| model.flow.transforms | seed 1 | seed 2 | mean ± std | runs |"
-    assert table[0] == head
+    assert head in table
     rows = [line for line in table if line.startswith(("| 2 |", "| 1 |"))]
     assert len(rows) == 3 * 2  # 2 finished rows for each of 3 metric tables
     assert "| -1 |  |  | – ± – | 0/2 |" in table
@@ -264,3 +264,47 @@ def test_published_values_of_a_study_over_two_keys(tmp_path):
     # Table 8's 12 layers, batch 256: 7123.22, 7348.13, 6969.004 -> 7146.78 +- 190.66 (ddof 1)
     assert "| 12 | 256 | 7000 | 7000.0 ± – | 1/1 | 7146.8 ± 190.7 |" in text
     assert "| 2 | 128 | 7001 | 7001.0 ± – | 1/1 | 22571 ± 2209 |" in text
+
+
+def mixed_run(day, name, model, dataset, monitor, metrics, curve=None):
+    """A single run's folder as `run` writes it: its group choices, its own monitor, curves in tb/."""
+    run = day / name
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(f"- model={model}\n- dataset={dataset}\n")
+    (run / ".hydra" / "config.yaml").write_text(f"seed: 1\nmetric:\n  monitor: {monitor}\n  mode: min\n")
+    (run / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  job:\n    num: ???\n  runtime:\n    choices:\n"
+                                               f"      model: {model}\n      dataset: {dataset}\n")
+    warnings = ["prop/mean_w1 is nan: ..."] if math.isnan(metrics[monitor]) else []
+    (run / "metrics.json").write_text(json.dumps({"monitor": f"val/{monitor}", "metrics": metrics,
+                                                  "warnings": warnings}))
+    if curve:
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(str(run / "tb")) as w:
+            for epoch, (value, floor) in enumerate(curve):
+                w.add_scalar(f"val/{monitor}", value, global_step=10 * epoch + 9)
+                w.add_scalar(f"val/{monitor}_floor", floor, global_step=10 * epoch + 9)
+                w.add_scalar("epoch", epoch, global_step=10 * epoch + 9)
+    return run
+
+
+def test_report_over_a_tpc_a_leaf_and_a_toy_run_shows_each_ones_own_metric(tmp_path, capsys):
+    day = tmp_path / "outputs" / "2026-12-03"
+    mixed_run(day, "09-00-00-000001_wgan_gp_tpc", "wgan_gp", "tpc", "chi2", {"chi2": 1234.5, "best_epoch": 4})
+    mixed_run(day, "09-10-00-000001_beta_vae_leaves", "beta_vae", "leaves", "prop/mean_w1",
+              {"prop/mean_w1": math.nan, "prop/valid_rate": 0.0, "best_epoch": 4})
+    mixed_run(day, "09-20-00-000001_wgan_gp_moons", "wgan_gp", "moons", "multivariate/energy",
+              {"multivariate/energy": 0.004, "multivariate/energy_floor": 0.002, "multivariate/energy_floor_std": 0.001,
+               "best_epoch": 3}, curve=[(0.05, 0.002), (0.01, 0.002), (0.004, 0.002), (0.006, 0.002)])
+    assert main([str(day)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"# Report: {day}\n\n3 runs: 3 finished")
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in out.splitlines() if line.startswith("| 09-")}
+    assert rows["09-00-00-000001_wgan_gp_tpc"][1:6] == ["wgan_gp", "tpc", "chi2", "1234.5", "–"]
+    assert rows["09-10-00-000001_beta_vae_leaves"][1:5] == ["beta_vae", "leaves", "prop/mean_w1", "–"]
+    assert "prop/mean_w1 is nan" in rows["09-10-00-000001_beta_vae_leaves"][-1]
+    assert rows["09-20-00-000001_wgan_gp_moons"][1:8] == ["wgan_gp", "moons", "multivariate/energy", "0.004",
+                                                          "0.002 ± 0.001", "2.00", "3"]
+    rep = build_report(day)
+    assert rep.metrics == ["chi2", "prop/mean_w1", "multivariate/energy"]  # each run's own, none blank
+    assert (day / "multivariate_energy_curves.png").exists()

@@ -38,6 +38,15 @@ class Job:
     monitor: str | None = None
     mode: str | None = None
     published: dict | None = None  # the sweep file's ``published`` block: the report's own values
+    model: str = ""  # the group choices the run was made with
+    dataset: str = ""
+    warnings: list[str] = field(default_factory=list)  # what metrics.json says went wrong
+
+    @property
+    def own(self) -> tuple[float, float | None, float | None]:
+        """The run's own monitored value, its real-vs-real floor and the floor's spread (None without)."""
+        m = self.monitor or ""
+        return self.metrics.get(m, math.nan), self.metrics.get(f"{m}_floor"), self.metrics.get(f"{m}_floor_std")
 
 
 @dataclass
@@ -97,13 +106,18 @@ def read_job(path: Path) -> Job:
     seed = int(seed) if isinstance(seed, int | str) and str(seed).lstrip("-").isdigit() else None
     mode = (config.get("metric") or {}).get("mode") if isinstance(config.get("metric"), dict) else None
     published = config.get("published") if isinstance(config.get("published"), dict) else None
-    job = Job(path=path, num=num, overrides=overrides, seed=seed, status="unfinished", mode=mode, published=published)
+    hydra = _read_yaml(path / ".hydra" / "hydra.yaml") or {}
+    choices = ((hydra.get("hydra") or {}).get("runtime") or {}).get("choices") or {}
+    job = Job(path=path, num=num, overrides=overrides, seed=seed, status="unfinished", mode=mode, published=published,
+              model=str(choices.get("model", overrides.get("model", ""))),
+              dataset=str(choices.get("dataset", overrides.get("dataset", ""))))
     summary = path / "metrics.json"
     if summary.exists():
         try:
             data = json.loads(summary.read_text())
             job.metrics = {k: float(v) for k, v in data.get("metrics", {}).items() if isinstance(v, int | float)}
             job.monitor = (data.get("monitor") or "").removeprefix("val/") or None
+            job.warnings = [str(w) for w in data.get("warnings") or []]
             job.status = "ok"
             return job
         except (OSError, ValueError, AttributeError):
@@ -184,7 +198,7 @@ def build_report(roots: str | Path | list, metrics: list[str] | None = None) -> 
     rows, swept, common = group(jobs)
     done = [j for j in jobs if j.status == "ok"]
     monitors = [j.monitor for j in done if j.monitor]
-    monitor = max(set(monitors), key=monitors.count) if monitors else None
+    monitor = max(dict.fromkeys(monitors), key=monitors.count) if monitors else None  # ties: the first run's
     modes = [j.mode for j in done if j.mode]
     mode = modes[0] if modes else None
     known = {k for j in done for k in j.metrics}
@@ -194,8 +208,8 @@ def build_report(roots: str | Path | list, metrics: list[str] | None = None) -> 
         if unknown and done:
             close = sorted(known)[:30]
             raise UsageError(f"no job recorded metric(s) {unknown}; recorded: {', '.join(close)}")
-    else:
-        metrics = [m for m in dict.fromkeys([monitor, *DEFAULT_EXTRA]) if m and m in known]
+    else:  # runs with different monitors (a date folder): each one's own, in order of first use
+        metrics = [m for m in dict.fromkeys([monitor, *monitors, *DEFAULT_EXTRA]) if m and m in known]
     return Report(root, jobs, rows, swept, common, metrics, monitor, mode)
 
 
@@ -233,14 +247,17 @@ def markdown(rep: Report) -> str:
     n_ok = sum(j.status == "ok" for j in rep.jobs)
     n_failed = sum(j.status == "failed" for j in rep.jobs)
     n_open = sum(j.status == "unfinished" for j in rep.jobs)
-    lines = [f"# Sweep report: {rep.root}", "",
-             f"{len(rep.jobs)} jobs: {n_ok} finished, {n_failed} failed, {n_open} unfinished. "
-             f"Swept: {', '.join(rep.swept) or 'nothing but the seed'}; "
+    sweep = any(re.match(r"\d+_", j.path.name) for j in rep.jobs)
+    runs = "job" if sweep else "run"
+    lines = [f"# {'Sweep report' if sweep else 'Report'}: {rep.root}", "",
+             f"{len(rep.jobs)} {runs}{'s' if len(rep.jobs) != 1 else ''}: {n_ok} finished, {n_failed} failed, "
+             f"{n_open} unfinished. Swept: {', '.join(rep.swept) or 'nothing but the seed'}; "
              f"seeds: {', '.join(str(s) for s in rep.seeds) or '-'}."]
     if rep.common:
         lines.append("Common overrides: " + " ".join(f"{k}={v}" for k, v in rep.common.items()))
     lines += ["Each row: every seed's final value, then mean ± std over the seeds (std: sample standard "
               "deviation, ddof=1, as Malchenko et al.'s (2022) tables).", ""]
+    lines += runs_table(rep)
     seeds = rep.seeds
     for metric in rep.metrics:
         tag = " (monitor" + (f", {rep.mode})" if rep.mode else ")") if metric == rep.monitor else ""
@@ -272,6 +289,27 @@ def markdown(rep: Report) -> str:
         lines += ["", "Folders: " + ", ".join(str(j.path) for j in rep.problems)
                   + " (a failed job's error.txt holds its traceback).", ""]
     return "\n".join(lines)
+
+
+def runs_table(rep: Report) -> list[str]:
+    """One line per finished run: its model and dataset, its own monitored metric beside the floor
+    where it has one, its best epoch and its warnings (runs of different domains compare their own
+    metric, never one another's)."""
+    done = [j for j in rep.jobs if j.status == "ok"]
+    if not done:
+        return []
+    lines = ["## Each run's own monitored metric", "",
+             "| run | model | dataset | monitored metric | value | floor | value / floor | best epoch | warnings |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for j in done:
+        value, floor, spread = j.own
+        fl = "–" if floor is None else _fmt(floor) + ("" if spread is None else f" ± {spread:.2g}")
+        ratio = "–" if not floor else f"{value / floor:.2f}"
+        best = j.metrics.get("best_epoch")
+        lines.append(f"| {j.path.name} | {j.model or '–'} | {j.dataset or '–'} | {j.monitor or '–'} | {_fmt(value)} | "
+                     f"{fl} | {ratio} | {'–' if best is None else f'{best:.0f}'} | "
+                     f"{'; '.join(j.warnings).replace('|', '/') or ''} |")
+    return [*lines, ""]
 
 
 def table_csv(rep: Report) -> str:

@@ -54,12 +54,17 @@ def write_report(rep: Report, out: str | Path | None = None, plots: bool = True)
     write_text(written[1], table_csv(rep))
     if plots and any(j.status == "ok" for j in rep.jobs):
         from gentwin.plots.report import plot_curves, plot_metric
+        from gentwin.progress import Lines
 
-        for metric in rep.metrics:
+        # Each curve reads a run's TensorBoard events: over many runs, say how far the plots are.
+        lines = Lines("report plots", every=10.0, step=0.25) if len(rep.jobs) >= 20 else None
+        for i, metric in enumerate(rep.metrics):
             for f in (plot_metric, plot_curves):
                 path = f(rep, metric, out)
                 if path:
                     written.append(path)
+            if lines:
+                lines.update((i + 1) / len(rep.metrics), f"{i + 1}/{len(rep.metrics)} metrics of {len(rep.jobs)} runs")
     return written
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from gentwin.plots.common import tensorboard
-from gentwin.plots.images import beta_curve, reconstruction_grid, tile, to_rgb
+from gentwin.plots.images import beta_curve, reconstruction_figure, tile, to_rgb
 
 
 class ImageProgress(L.Callback):
@@ -79,5 +79,6 @@ class ImageProgress(L.Callback):
         x = torch.as_tensor(dm.x_raw_val[:k], dtype=torch.float32, device=device)
         c = None if dm.c_raw_val is None else torch.as_tensor(dm.c_raw_val[:k], dtype=torch.float32, device=device)
         x_hat = pl_module.reconstruct(x, c)
-        grid = reconstruction_grid(x.cpu().numpy(), x_hat.float().cpu().numpy(), self.nrow, self.rgb)
-        writer.add_image("train/reconstructions", grid, step, dataformats="HWC")
+        # A figure, not a bare grid: its rows are labelled input / reconstruction.
+        writer.add_figure("train/reconstructions", reconstruction_figure(x.cpu().numpy(), x_hat.float().cpu().numpy(),
+                                                                         self.nrow, self.rgb), step)

@@ -94,12 +94,16 @@ class ImageDataModule(ArrayDataModule):
 
         return to_rgb(images)
 
+    def pixel_size(self) -> tuple[float, str] | None:
+        """The side of one pixel and its unit (``(0.2, "cm")``) for the figures' scale bar; ``None``: no scale."""
+        return None
+
     def figures(self, real, fake, c):
         from gentwin.plots.images import property_histograms, sample_comparison
 
         fake_props = self.properties(fake)
         real_props = self.real_properties()
-        return {"samples": sample_comparison(real, fake, rgb=self.to_rgb),
+        return {"samples": sample_comparison(real, fake, rgb=self.to_rgb, pixel=self.pixel_size()),
                 "properties": property_histograms(real_props, fake_props, units=self.property_units)}
 
     def summary(self, real: Properties, fake: Properties) -> str:

@@ -8,6 +8,8 @@ energy distance and sliced W1 (FPD and KPD: ``physics_distances``; the classifie
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from gentwin.metrics.moments import Properties, stack_properties
@@ -198,6 +200,9 @@ def ks_marginals(real: Properties, fake: Properties, cond: Properties | None = N
     return {p: ks_statistic(real[p], fake[p]) for p in real}
 
 
+_FLOORS: dict[tuple, list[dict[str, float]]] = {}
+
+
 def multivariate(
     real: Properties,
     fake: Properties,
@@ -206,27 +211,66 @@ def multivariate(
     max_samples: int = 2000,
     n_projections: int = 128,
     standardize: bool = True,
+    floor_splits: int = 0,
 ) -> dict[str, float]:
     """Metric entry: energy distance and sliced W1 of the joint distribution of all properties.
+
+    With ``floor_splits`` > 0 each value comes beside its real-vs-real floor, as in
+    :func:`gentwin.metrics.floors.scorecard`: the real sample is split at random into halves A and B,
+    the value compares A with as many generated samples as B has, the floor compares A with B (the
+    same sizes, so a value near its floor is as close to A as a second real sample). Both are the
+    mean over ``floor_splits`` random splits; ``<key>_floor_std`` is the spread (ddof 1) of one
+    split's floor, the scale of a real-vs-real value's noise.
 
     Args:
         real: property name -> (N,) array of the reference sample.
         fake: property name -> (M,) array of the generated sample; must hold every key of ``real``.
         cond: unused; part of the metric-entry signature.
-        seed: seed of the subsampling and of the projections.
+        seed: seed of the subsampling, of the splits and of the projections.
         max_samples: subsample size of ``energy_distance``.
         n_projections: directions of ``sliced_w1``.
         standardize: standardize every property by the real mean and std first, so that properties
             in different units weigh alike.
+        floor_splits: 0: one comparison of all samples, no floor; k: k random halvings (see above).
 
     Returns:
-        ``{"energy": energy_distance, "sliced_w1": sliced_w1}``.
+        ``{"energy": energy_distance, "sliced_w1": sliced_w1}``, with ``floor_splits`` also
+        ``energy_floor``, ``energy_floor_std``, ``sliced_w1_floor`` and ``sliced_w1_floor_std``.
     """
     if standardize:
         x, y = standardized(real, fake)
     else:
         x, y = stack_properties(real), stack_properties(fake, list(real))
-    return {
-        "energy": energy_distance(x, y, max_samples=max_samples, seed=seed),
-        "sliced_w1": sliced_w1(x, y, n_projections=n_projections, seed=seed),
-    }
+
+    def both(a, b, s):
+        return {"energy": energy_distance(a, b, max_samples=max_samples, seed=s),
+                "sliced_w1": sliced_w1(a, b, n_projections=n_projections, seed=s)}
+
+    if floor_splits <= 0:
+        return both(x, y, seed)
+    if len(x) < 4:
+        raise ValueError(f"a floor needs at least 4 real samples, got {len(x)}")
+    rng = np.random.default_rng(seed)
+    # The floors depend only on the real sample and the seeds: every validation of a run reuses them.
+    key = (hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest(), x.shape, len(y), seed, max_samples,
+           n_projections, int(floor_splits))
+    values, floors = [], _FLOORS.get(key)
+    computed = []
+    for s in range(int(floor_splits)):
+        perm = rng.permutation(len(x))
+        a, b = x[perm[: len(x) // 2]], x[perm[len(x) // 2 :]]
+        g = y[rng.permutation(len(y))[: len(b)]]
+        values.append(both(a, g, seed + s))
+        if floors is None:
+            computed.append(both(a, b, seed + s))
+    if floors is None:
+        floors = _FLOORS[key] = computed
+        while len(_FLOORS) > 16:
+            _FLOORS.pop(next(iter(_FLOORS)))
+    out = {}
+    for k in ("energy", "sliced_w1"):
+        f = np.array([d[k] for d in floors])
+        out[k] = float(np.mean([d[k] for d in values]))
+        out[f"{k}_floor"] = float(f.mean())
+        out[f"{k}_floor_std"] = float(f.std(ddof=1)) if f.size > 1 else float("nan")
+    return out

@@ -150,6 +150,12 @@ def _in_units(diff: float, unit: float, suffix: str) -> str:
     return f"{diff / unit:+.3f}{suffix}" if unit > 0 else f"{diff:+.6f} abs"
 
 
+def _cell(v: float, width: int) -> str:
+    """``v`` with 6 decimals when that fits ``width``, else 6 significant digits (``1.28022e+10``)."""
+    text = f"{v:.6f}"
+    return f"{text if len(text) <= width else f'{v:.6g}':>{width}}"
+
+
 def format_moment_table(real: Properties, fake: Properties, title: str = "") -> str:
     """Plain-text comparison table of real vs generated moments, after the statistics table of
     Calvo Ordoñez's "Study of Generative Machine Learning Methods for Particle Physics" (Figure 23).
@@ -185,11 +191,11 @@ def format_moment_table(real: Properties, fake: Properties, title: str = "") -> 
         for i in range(len(keys)):
             r, f = float(mr[stat][i]), float(mf[stat][i])
             err = _in_units(f - r, float(sigma[i]), "σ") if stat == "mean" else _rel(r, f)
-            cells += f"{r:>{w}.6f}{f:>{w}.6f}{err:>{w}}"
+            cells += f" {_cell(r, w - 1)} {_cell(f, w - 1)} {err:>{w - 1}}"  # a space between columns, always
         lines.append(f"{label:<{lw}}" + cells)
     for i, j in _pairs(keys):
         r, f = float(mr["cov"][i, j]), float(mf["cov"][i, j])
         err = _in_units(f - r, float(sigma[i] * sigma[j]), "σσ")
-        lines.append(f"{pair_labels[i, j]:<{lw}}{r:>{w}.6f}{f:>{w}.6f}{err:>{w}}")
+        lines.append(f"{pair_labels[i, j]:<{lw}} {_cell(r, w - 1)} {_cell(f, w - 1)} {err:>{w - 1}}")
     lines.append("error: mean in units of the real σ, std and variance relative, covariance in units of σ_i σ_j")
     return "\n".join(lines)

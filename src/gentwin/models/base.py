@@ -231,6 +231,11 @@ class GenerativeModel(L.LightningModule):
         """
         raise NotImplementedError(f"{type(self).__name__} samples in one pass: it has no steps or solver")
 
+    def diagnostics(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict[str, float]:
+        """Values that tell a failed fit on held-out data-space ``x`` (a VAE: ``kl``, its mean KL per
+        sample in nats, near 0 when the posterior collapsed onto the prior); default none."""
+        return {}
+
     def schedules(self) -> dict:
         """The loss-weight schedules ``epoch -> weight`` the family trains with, by name; default none."""
         return {}

@@ -60,6 +60,13 @@ class VAE(GenerativeModel):
         return -(rec + kl) + self.transform.log_abs_det_jacobian(x)
 
     @torch.no_grad()
+    def diagnostics(self, x, c=None):
+        """``kl``: the mean KL of the posterior to the prior on ``x`` (nats per sample)."""
+        with self._evaluating():
+            mean, log_var = self.encoder(self.transform(x), c).chunk(2, dim=1)
+        return {"kl": float(gaussian_kl(mean, log_var).mean())}
+
+    @torch.no_grad()
     def reconstruct(self, x, c=None):
         """``x`` (data space) decoded from its posterior mean, in data space, without decoder noise."""
         c = self.model_conditions(c)

@@ -36,6 +36,8 @@ def scatter_and_marginals(real: np.ndarray, fake: np.ndarray, title: str = "", m
         ax.hist(real[:, i], bins=bins, histtype="step", color=REAL, density=True, label="real")
         ax.hist(fake[:, i], bins=bins, histtype="step", color=FAKE, density=True, label="generated")
         ax.set_xlabel(f"x{i}")
+        ax.set_ylabel("probability density")
+        ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     return fig
 

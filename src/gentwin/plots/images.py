@@ -58,6 +58,24 @@ def tile(images: np.ndarray, nrow: int = 8, pad: int = 1, min_side: int = 32, rg
     return out
 
 
+def reconstruction_figure(x: np.ndarray, x_hat: np.ndarray, nrow: int = 8, rgb=to_rgb):
+    """:func:`reconstruction_grid` as a figure whose rows are labelled ``input`` and ``reconstruction``."""
+    grid = reconstruction_grid(x, x_hat, nrow, rgb)
+    n_rows = 2 * -(-min(len(x), len(x_hat)) // nrow)
+    fig, ax = plt.subplots(figsize=(7, 7 * grid.shape[0] / grid.shape[1] + 0.5))
+    ax.imshow(grid, interpolation="nearest")
+    row = grid.shape[0] / n_rows
+    ax.set_yticks([row * (i + 0.5) for i in range(n_rows)],
+                  ["input" if i % 2 == 0 else "reconstruction" for i in range(n_rows)], fontsize=8)
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title("held-out inputs and their reconstructions (posterior mean, no decoder noise)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def reconstruction_grid(x: np.ndarray, x_hat: np.ndarray, nrow: int = 8, rgb=to_rgb) -> np.ndarray:
     """Originals and their reconstructions in alternating rows of ``nrow`` images, coloured by ``rgb``."""
     n = min(len(x), len(x_hat))
@@ -67,16 +85,34 @@ def reconstruction_grid(x: np.ndarray, x_hat: np.ndarray, nrow: int = 8, rgb=to_
     return tile(np.concatenate(rows), nrow=nrow, rgb=rgb)
 
 
+def _scale_bar(ax, image_side: int, tile_side: int, pixel: tuple[float, str]) -> None:
+    """A bar under the first tile of a grid: a round length in the images' units (``pixel``: the side
+    of one pixel of the original images and its unit; a tile may be enlarged to ``tile_side``)."""
+    size, unit = pixel
+    per_tile_pixel = size * image_side / tile_side  # units per pixel of the grid
+    target = per_tile_pixel * tile_side * 0.6
+    length = max(v for v in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if v <= max(target, 0.1))
+    bar = length / per_tile_pixel
+    y = ax.get_ylim()[0] + 0.4 * tile_side
+    ax.plot([1, 1 + bar], [y, y], color="black", linewidth=3, solid_capstyle="butt", clip_on=False)
+    ax.text(1 + bar / 2, y + 0.1 * tile_side, f"{length:g} {unit}", ha="center", va="top", fontsize=9,
+            clip_on=False)
+
+
 def sample_comparison(real: np.ndarray, fake: np.ndarray, n: int = 32, nrow: int = 8, title: str = "",
-                      rgb=to_rgb):
-    """Held-out data (left) next to generated images (right), ``n`` of each, coloured by ``rgb``."""
+                      rgb=to_rgb, pixel: tuple[float, str] | None = None):
+    """Held-out data (left) next to generated images (right), ``n`` of each, coloured by ``rgb``;
+    ``pixel`` (side of one image pixel, unit) adds a scale bar under each grid."""
     grids = [tile(real[:n], nrow=nrow, rgb=rgb), tile(fake[:n], nrow=nrow, rgb=rgb)]
     aspect = max(g.shape[0] / g.shape[1] for g in grids)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5 * aspect + 0.8))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5 * aspect + (1.2 if pixel else 0.8)))
+    side = real.shape[-1] if real.ndim >= 2 else 1
     for ax, x, grid, name in ((axes[0], real, grids[0], "data"), (axes[1], fake, grids[1], "generated")):
         ax.imshow(grid, interpolation="nearest")
         ax.set_title(f"{name} ({min(n, len(x))} of {len(x)})")
         ax.axis("off")
+        if pixel:
+            _scale_bar(ax, side, (grid.shape[1] - 1) // min(nrow, max(len(x[:n]), 1)) - 1, pixel)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -43,8 +43,12 @@ def plot_metric(rep: Report, metric: str, out: Path) -> Path | None:
         keyd = dict(row.key)
         rest = ", ".join(f"{k}={v}" for k, v in row.key if k != x_key)
         values = list(row.values(metric).values())
+        if not any(np.isfinite(values)):  # runs of another domain, which monitor another metric
+            continue
         mean, std = mean_std(values)
         lines.setdefault(rest, []).append((keyd[x_key], mean, std, values))
+    if not lines:
+        return None
     xs_all = list(dict.fromkeys(x for pts in lines.values() for x, *_ in pts))
     numeric = _numeric(xs_all)
     pos = dict(zip(xs_all, numeric if numeric else range(len(xs_all)), strict=True))
@@ -68,7 +72,8 @@ def plot_metric(rep: Report, metric: str, out: Path) -> Path | None:
     elif all(float(v).is_integer() for v in numeric):  # integer parameters get integer ticks
         ax.set_xticks(sorted(set(numeric)), [f"{v:g}" for v in sorted(set(numeric))])
     return _save(fig, ax, [p[1] for pts in lines.values() for p in pts], x_key,
-                 f"{metric} (mean ± std over seeds)", out / f"{_slug(metric)}_vs_{_slug(x_key)}.png")
+                 f"final {metric}", out / f"{_slug(metric)}_vs_{_slug(x_key)}.png",
+                 title=f"{metric}: mean ± std (sample, ddof 1) over seeds")
 
 
 def read_curve(job: Job, tag: str) -> tuple[np.ndarray, np.ndarray, str] | None:
@@ -95,44 +100,86 @@ def read_curve(job: Job, tag: str) -> tuple[np.ndarray, np.ndarray, str] | None:
 
 
 def plot_curves(rep: Report, metric: str, out: Path) -> Path | None:
-    """``val/<metric>`` against the epoch: each row's seeds (thin) and their mean (thick), overlaid."""
+    """``val/<metric>`` against the epoch: each run as a thin line, each row's mean over its seeds as a
+    thick one, the real-vs-real floor (``val/<metric>_floor``, where logged) as a dashed line and each
+    run's best epoch (``best_epoch``, the checkpoint its final metrics come from) as a star."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    drawn, xlabel, ys = False, "epoch", []
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    drawn, xlabel, ys, floors, several, starred = False, "epoch", [], [], False, False
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, row in enumerate(rep.rows):
         color = colors[i % len(colors)]
-        curves = [c for c in (read_curve(j, f"val/{metric}") for j in row.finished) if c is not None]
+        jobs = [j for j in row.finished if metric in j.metrics or j.monitor == metric]
+        curves = [(j, c) for j in jobs if (c := read_curve(j, f"val/{metric}")) is not None]
         if not curves:
             continue
-        for x, y, label in curves:
-            ax.plot(x, y, color=color, alpha=0.3, linewidth=0.8)
+        thin = len(curves) > 1
+        for j, (x, y, label) in curves:
+            ax.plot(x, y, color=color, alpha=0.35 if thin else 0.9, linewidth=0.8 if thin else 1.6,
+                    label=None if thin else row_label(row) if rep.swept else j.path.name)
             ys.extend(y)
             xlabel = label
-        common = sorted(set.intersection(*(set(c[0].tolist()) for c in curves)))
-        if common:
-            mean = [np.mean([c[1][list(c[0]).index(x)] for c in curves]) for x in common]
-            ax.plot(common, mean, color=color, linewidth=2, label=row_label(row))
+            best = j.metrics.get("best_epoch")
+            if best is not None and label == "epoch" and best in set(x.tolist()):
+                ax.plot([best], [y[list(x).index(best)]], marker="*", markersize=11, color=color,
+                        markeredgecolor="black", linestyle="none")
+                starred = True
+            floor = read_curve(j, f"val/{metric}_floor")
+            if floor is not None:
+                floors.append(float(np.mean(floor[1])))
+        if len(curves) > 1:
+            several = True
+            common = sorted(set.intersection(*(set(c[0].tolist()) for _, c in curves)))
+            if common:
+                mean = [np.mean([c[1][list(c[0]).index(x)] for _, c in curves]) for x in common]
+                ax.plot(common, mean, color=color, linewidth=2.2, label=row_label(row))
         drawn = True
     if not drawn:
         plt.close(fig)
         return None
-    return _save(fig, ax, ys, xlabel, f"val/{metric}", out / f"{_slug(metric)}_curves.png")
+    handles, labels = ax.get_legend_handles_labels()
+    if floors:
+        ax.axhline(float(np.mean(floors)), color="black", linestyle="--", linewidth=1)
+        handles.append(Line2D([], [], color="black", linestyle="--"))
+        labels.append("floor: two halves of the held-out data")
+        ys.extend(floors)
+    if starred:
+        handles.append(Line2D([], [], marker="*", color="gray", markeredgecolor="black", markersize=10,
+                              linestyle="none"))
+        labels.append("best epoch (the checkpoint scored)")
+    if several:
+        handles += [Line2D([], [], color="gray", linewidth=0.8, alpha=0.5), Line2D([], [], color="gray", linewidth=2.2)]
+        labels += ["thin: each seed", "thick: mean over seeds"]
+    return _save(fig, ax, ys, xlabel, f"val/{metric} (held-out vs generated)", out / f"{_slug(metric)}_curves.png",
+                 (handles, labels), title=f"{metric} at each validation")
 
 
-def _save(fig, ax, ys, xlabel: str, ylabel: str, path: Path) -> Path:
-    """Labels, legend and grid of a report figure (a log scale when ``ys`` span decades), written to ``path``."""
+def _save(fig, ax, ys, xlabel: str, ylabel: str, path: Path, legend=None, title: str | None = None) -> Path:
+    """Labels, legend (inside the axes, at most 12 entries) and grid of a report figure (a log scale
+    when ``ys`` span decades), written to ``path``."""
     import matplotlib.pyplot as plt
 
     if _log_scale(ys):
         ax.set_yscale("log")
+    if xlabel in ("epoch", "step"):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    handles, labels = legend or ax.get_legend_handles_labels()
+    if len(labels) > 12:  # more rows than a legend can hold inside the canvas: the first ones, and a note
+        handles, labels = handles[:11] + handles[-1:], [*labels[:11][:-1], f"... ({len(labels) - 11} more)",
+                                                        labels[-1]][: 12]
+    labels = [lab if len(lab) <= 40 else lab[:37] + "..." for lab in labels]
+    ax.legend(handles, labels, fontsize=7, loc="best", framealpha=0.85)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

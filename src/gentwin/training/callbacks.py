@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from gentwin.errors import ConfigError
@@ -73,50 +73,118 @@ class Evaluator(L.Callback):
             plt.close(fig)
 
 
-try:  # Lightning's rich bar when rich is installed (it is with Lightning's extras), else tqdm
-    import rich  # noqa: F401
-    from lightning.pytorch.callbacks import RichProgressBar as _Bar
-except ImportError:
-    _Bar = TQDMProgressBar
+def budget_fraction(trainer, pl_module) -> float:
+    """The share used of whichever budget (``max_epochs``, ``max_steps``, ``max_time``) ends the run first."""
+    from lightning.pytorch.callbacks import Timer
+
+    fractions = [0.0]
+    if trainer.max_epochs and trainer.max_epochs > 0:
+        fractions.append(pl_module.epoch_float / trainer.max_epochs)
+    if trainer.max_steps and trainer.max_steps > 0:
+        fractions.append(trainer.global_step / trainer.max_steps)
+    for timer in (c for c in trainer.callbacks if isinstance(c, Timer)):
+        elapsed, left = timer.time_elapsed("train"), timer.time_remaining("train")
+        if left is not None and elapsed + left > 0:
+            fractions.append(elapsed / (elapsed + left))
+    return min(max(fractions), 1.0)
 
 
-class LossBar(_Bar):
-    """Lightning's progress bar, showing the latest step losses."""
+class _Progress(L.Callback):
+    """What both progress displays show: the epoch of the whole run, the step, the latest losses and
+    the monitored value of the last validation (with its epoch)."""
 
-    def get_metrics(self, trainer, pl_module):
-        items = super().get_metrics(trainer, pl_module)
-        items.pop("v_num", None)
-        items.update({k: f"{v:.4g}" for k, v in getattr(pl_module, "_progress", {}).items()})
-        return items
-
-
-class LineProgress(L.Callback):
-    """Plain progress lines for logs and pipes (about 20 per run); the monitored value is shown on the
-    lines of epochs that validated, never repeated from an earlier validation."""
-
-    def __init__(self, monitor: str | None = None, lines: int = 20):
-        self.monitor, self.lines = monitor, lines
-        self.validated_epoch = -1
-
-    def on_train_start(self, trainer, pl_module):
-        self.t0 = time.perf_counter()
+    def __init__(self, monitor: str | None = None):
+        self.monitor, self.validated = monitor, None
 
     def on_validation_end(self, trainer, pl_module):
-        if not trainer.sanity_checking:
-            self.validated_epoch = trainer.current_epoch
+        if not trainer.sanity_checking and self.monitor and self.monitor in trainer.callback_metrics:
+            self.validated = (trainer.current_epoch + 1, float(trainer.callback_metrics[self.monitor]))
 
-    def on_train_epoch_end(self, trainer, pl_module):
-        e, total = trainer.current_epoch + 1, trainer.max_epochs
-        every = max(1, (total or 1) // self.lines)
-        if (e % every and e != total) and not trainer.should_stop:  # the last epoch of any budget is shown
-            return
-        parts = [f"epoch {e}/{total}", f"step {trainer.global_step}"]
+    def detail(self, trainer, pl_module) -> str:
+        total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+        epoch = trainer.current_epoch + 1 if total is None else min(trainer.current_epoch + 1, total)  # at the end
+        parts = [f"epoch {epoch}/{total or '?'}", f"step {trainer.global_step}"]
         parts += [f"{k} {v:.4g}" for k, v in getattr(pl_module, "_progress", {}).items()]
-        fresh = self.validated_epoch == trainer.current_epoch
-        if fresh and self.monitor and self.monitor in trainer.callback_metrics:
-            parts.append(f"{self.monitor} {float(trainer.callback_metrics[self.monitor]):.4g}")
-        parts.append(f"{time.perf_counter() - self.t0:.1f}s")
-        print("  ".join(parts), file=sys.stdout, flush=True)
+        if self.validated:
+            parts.append(f"{self.monitor.removeprefix('val/')} {self.validated[1]:.4g} (epoch {self.validated[0]})")
+        return "  ".join(parts)
+
+
+class LineProgress(_Progress):
+    """Plain progress lines for logs and pipes: one every ~5 % of the run's budget or every ``every``
+    seconds, with the time left for the whole run (``gentwin.progress.Lines``). ``log_only``: on a
+    terminal the lines go only to ``run.log`` (the terminal has :class:`RunBar`)."""
+
+    def __init__(self, monitor: str | None = None, every: float = 30.0, step: float = 0.05, log_only: bool = False):
+        super().__init__(monitor)
+        self.every, self.step, self.log_only = every, step, log_only
+
+    def _write(self, line: str) -> None:
+        stream = getattr(sys.stdout, "log", None) if self.log_only else sys.stdout  # run.log through the tee
+        if stream is not None:
+            stream.write(line + "\n")
+            stream.flush()
+
+    def on_train_start(self, trainer, pl_module):
+        from gentwin.progress import Lines
+
+        self.lines = Lines("training", self.every, self.step, self._write, start=budget_fraction(trainer, pl_module))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.lines.update(budget_fraction(trainer, pl_module), self.detail(trainer, pl_module))
+
+    def on_validation_end(self, trainer, pl_module):
+        super().on_validation_end(trainer, pl_module)
+        if self.validated and hasattr(self, "lines"):  # each validation's value is shown once, when it is new
+            self.lines.update(budget_fraction(trainer, pl_module), self.detail(trainer, pl_module), force=True)
+
+    def on_train_end(self, trainer, pl_module):
+        self.lines.update(1.0, self.detail(trainer, pl_module), force=True)
+
+
+class RunBar(_Progress):
+    """A terminal's progress bar (rich) over the whole run: the epoch of all epochs, the share of the
+    budget, elapsed time and ETA, and one line of losses, cut to the terminal's width."""
+
+    def on_train_start(self, trainer, pl_module):
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.table import Column
+
+        self.bar = Progress(TextColumn("training"), BarColumn(bar_width=24), TaskProgressColumn(),
+                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                            TextColumn("{task.fields[detail]}", markup=False,
+                                       table_column=Column(no_wrap=True, overflow="ellipsis")),
+                            transient=False, redirect_stdout=False, redirect_stderr=False)  # run.log keeps its tee
+        self.bar.start()
+        self.task = self.bar.add_task("", total=1000, completed=1000 * budget_fraction(trainer, pl_module),
+                                      detail="")
+
+    def _show(self, trainer, pl_module, fraction=None):
+        fraction = budget_fraction(trainer, pl_module) if fraction is None else fraction
+        self.bar.update(self.task, completed=1000 * fraction, detail=self.detail(trainer, pl_module))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._show(trainer, pl_module)
+
+    def on_validation_end(self, trainer, pl_module):
+        super().on_validation_end(trainer, pl_module)
+        if hasattr(self, "bar"):
+            self._show(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module):
+        self._show(trainer, pl_module, 1.0)
+        self.bar.stop()
+
+    def on_exception(self, trainer, pl_module, exception):
+        if hasattr(self, "bar"):
+            self.bar.stop()
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -220,20 +288,9 @@ class FollowBudget(L.Callback):
     fraction used of whichever budget (``max_epochs``, ``max_steps``, ``max_time``) ends the run first."""
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        from lightning.pytorch.callbacks import Timer
-
         from gentwin.schedules import CosineToBudget
 
-        fractions = [0.0]
-        if trainer.max_epochs and trainer.max_epochs > 0:
-            fractions.append(pl_module.epoch_float / trainer.max_epochs)
-        if trainer.max_steps and trainer.max_steps > 0:
-            fractions.append(trainer.global_step / trainer.max_steps)
-        for timer in (c for c in trainer.callbacks if isinstance(c, Timer)):
-            elapsed, left = timer.time_elapsed("train"), timer.time_remaining("train")
-            if left is not None and elapsed + left > 0:
-                fractions.append(elapsed / (elapsed + left))
         for config in trainer.lr_scheduler_configs:
             if isinstance(config.scheduler, CosineToBudget):
-                config.scheduler.progress = min(max(fractions), 1.0)
+                config.scheduler.progress = budget_fraction(trainer, pl_module)
                 config.scheduler.step()

@@ -93,6 +93,7 @@ def evaluate(model, dm, entries: dict, figures: bool = True, seed: int | None = 
             x = torch.as_tensor(real, dtype=torch.float32, device=model.device)
             lp = model.log_prob(x, None if c is None else c.to(model.device))
         metrics["nll"] = float(-lp.mean())
+        metrics.update(model.diagnostics(x, None if c is None else c.to(model.device)))
     metrics["finite_fraction"] = float(finite.mean())
     metrics["samples_per_second"] = rate
     figs = dm.figures(real[keep], fake[keep], c_kept) if figures and finite.sum() >= 2 else {}

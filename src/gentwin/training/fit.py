@@ -138,7 +138,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
         Evaluator,
         FollowBudget,
         LineProgress,
-        LossBar,
+        RunBar,
         RunCheckpoint,
         RunClock,
         SameFolderCheckpointIO,
@@ -168,14 +168,15 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     callbacks = [Evaluator(validating, cfg.metric.get("figures_every", 1), cfg.metric.monitor, smooth), checkpoint,
                  last,
                  ValidateLast(ckpt_dir / "last.ckpt"), clock, FollowBudget(),
-                 LossBar() if interactive else LineProgress(monitor), *dm.callbacks()]
+                 *([RunBar(monitor), LineProgress(monitor, log_only=True)] if interactive else [LineProgress(monitor)]),
+                 *dm.callbacks()]
     logger = instantiate(cfg.logger, save_dir=str(out_dir))
     # Checkpoints are written through a temporary file in their own folder (gentwin.atomic); what a
     # killed save of an earlier part of this run left there is removed first.
     for path in remove_stale(out_dir):
         print(f"removed {path}, left by a write that was killed", flush=True)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(out_dir),
-                          enable_progress_bar=interactive, enable_model_summary=False,
+                          enable_progress_bar=False, enable_model_summary=False,
                           plugins=[SameFolderCheckpointIO()])
 
     model.steps_per_epoch = dm.steps_per_epoch(trainer.num_devices * trainer.num_nodes)  # ranks share epochs
@@ -238,8 +239,11 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
         np.savez_compressed(f, x=fake, **({} if c is None else {"c": c}))
     for suffix, write in list(dm.writers().items())[:1]:  # e.g. leaves: samples.geojson, the geometry
         print(write(fake, out_dir / f"samples{suffix}"))
+    from gentwin.training.outcome import outcome_warnings
+
+    said = outcome_warnings(metrics, cfg.metric.monitor, dm.x_raw_val[dm.eval_slice()], fake)
     summary = {"monitor": monitor, "best_checkpoint": best or None, "best_epoch": best_epoch,
-               "final_weights": final, "metrics": metrics}
+               "final_weights": final, "metrics": metrics, "warnings": said}
     write_text(out_dir / "metrics.json", json.dumps(summary, indent=2, sort_keys=True))
     text = dm.summary(dm.real_properties(), dm.properties(fake, c))
     if text:
@@ -247,20 +251,38 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
     return metrics
 
 
+def beside_floor(metrics: dict, key: str) -> str:
+    """``0.0041 (floor 0.0035 ± 0.0010: 1.2x)`` for a metric with a ``<key>_floor``, else the value."""
+    value, floor = metrics.get(key, float("nan")), metrics.get(f"{key}_floor")
+    if floor is None:
+        return f"{value:.4g}"
+    std = metrics.get(f"{key}_floor_std")
+    spread = f" ± {std:.2g}" if std is not None and std == std else ""
+    ratio = f": {value / floor:.2g}x" if floor > 0 else ""
+    return f"{value:.4g} (floor {floor:.2g}{spread}{ratio})"
+
+
 def summary(metrics: dict, monitor: str, out_dir: Path, shown: int = 24) -> str:
     """The end of a run: where it is, the monitored metric with its epoch and budget first, then the
-    other top-level metrics (a chi2 with its degrees of freedom)."""
+    other top-level metrics, each beside its real-vs-real floor where it has one; a chi2 without a
+    floor is left to metrics.json (its scale depends on the binning), and last the run's warnings."""
+    try:  # the warnings as metrics.json states them
+        said = json.loads((Path(out_dir) / "metrics.json").read_text()).get("warnings") or []
+    except (OSError, ValueError):
+        said = []
     skip = {monitor, "wall_time_s", "steps", "epochs", "best_epoch", "train_steps_per_second"}
-    value, best = metrics.get(monitor, float("nan")), metrics.get("best_epoch")
+    best = metrics.get("best_epoch")
     at = f"best checkpoint, epoch {best:.0f} of {metrics.get('epochs', 0):.0f}" if best else "last weights"
     lines = [f"\nrun folder:  {out_dir}", f"tensorboard: tensorboard --logdir {out_dir / 'tb'}",
-             f"final {monitor} = {value:.4g} ({at}); {metrics.get('steps', 0):.0f} steps in "
+             f"final {monitor} = {beside_floor(metrics, monitor)} ({at}); {metrics.get('steps', 0):.0f} steps in "
              f"{metrics.get('wall_time_s', 0):.1f} s; metrics.json has all {len(metrics)} values"]
     rest = []
-    for k, v in sorted(metrics.items()):
-        if k in skip or k.count("/") > 1 or k.endswith(("_nbins", "_ndf")):
+    for k in sorted(metrics):
+        if k in skip or k.count("/") > 1 or k.endswith(("_nbins", "_ndf", "_floor", "_floor_std")):
             continue
-        ndf = metrics.get(f"{k}_ndf", metrics.get(f"{k}_nbins"))
-        rest.append(f"{k}={v:.4g}" + (f" ({ndf:.0f} bins)" if ndf is not None else ""))
+        if f"{k}_floor" not in metrics and (f"{k}_ndf" in metrics or f"{k}_nbins" in metrics):
+            continue
+        rest.append(f"{k} {beside_floor(metrics, k)}")
     lines.append("  " + ", ".join(rest[:shown]) + (f", ... ({len(rest) - shown} more)" if len(rest) > shown else ""))
+    lines += [f"warning: {w}" for w in said]
     return "\n".join(lines)

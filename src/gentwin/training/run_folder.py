@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from gentwin.errors import ConfigError
 from gentwin.training.validation import validate
@@ -90,6 +90,21 @@ def _claim(path: Path, config: DictConfig) -> None:
                 f"give another hydra.run.dir")
 
 
+def _grid_size(config: DictConfig) -> int | None:
+    """The number of jobs of a grid sweep (Hydra's basic sweeper), or ``None`` (a search: its ``n_trials``)."""
+    trials = OmegaConf.select(config, "hydra.sweeper.n_trials")
+    if trials is not None:
+        return int(trials)
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+        return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+    except Exception:  # a grid Hydra's parser cannot count here: progress without a total
+        return None
+
+
 class ValidateFirst(Callback):
     """Hydra callback: validates a config before Hydra makes its folder (exit 2), and refuses a
     run folder that already holds something (unless resuming it), so no earlier file is lost."""
@@ -114,3 +129,22 @@ class ValidateFirst(Callback):
 
         HydraConfig.instance().set_config(config)
         _check_folder(Path(config.hydra.sweep.dir).absolute(), "sweep folder", resume=False)
+        from gentwin.progress import Lines
+
+        self.jobs, self.done = _grid_size(config), 0
+        self.sweep_lines = Lines("sweep", every=0.0, step=0.0)
+
+    def on_job_end(self, config: DictConfig, job_return=None, **kwargs) -> None:
+        """In a sweep run in this process (the basic launcher): jobs done of all, with the sweep's ETA."""
+        lines = getattr(self, "sweep_lines", None)
+        if lines is None:
+            return
+        self.done += 1
+        if self.jobs:
+            lines.update(self.done / self.jobs, f"{self.done}/{self.jobs} jobs", force=True)
+        else:
+            lines.write(f"sweep: {self.done} jobs done")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        folder = Path(config.hydra.sweep.dir)
+        print(f"sweep folder: {folder}\nits table and plots: report {folder}", flush=True)

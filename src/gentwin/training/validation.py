@@ -152,7 +152,7 @@ def validate(cfg: DictConfig) -> None:
 
 
 #: What ``gentwin.training.evaluate`` logs beside the metric entries' ``<entry>`` and ``<entry>/<key>`` values.
-EVALUATOR_KEYS = ("nll", "finite_fraction", "samples_per_second")
+EVALUATOR_KEYS = ("nll", "kl", "finite_fraction", "samples_per_second")
 
 
 def _check_monitor(cfg: DictConfig) -> None:

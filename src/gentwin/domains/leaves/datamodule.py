@@ -92,6 +92,11 @@ class LeafDataModule(ImageDataModule):
 
         return leaf_rgb(images)
 
+    def pixel_size(self):
+        from gentwin.domains.leaves.raster import pixel_size
+
+        return pixel_size(self.size, self.extent), "cm"
+
     def image_properties(self, x):
         from gentwin.domains.leaves.properties import image_properties
 

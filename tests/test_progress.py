@@ -73,5 +73,6 @@ def test_run_log_holds_progress_lines_with_an_eta(tmp_path, terminal):
     assert len(lines) >= 5, log
     assert all(re.search(r", (ETA \d+(s|m\d\ds)|done)$", line) for line in lines), lines
     assert any("ETA" in line for line in lines) and lines[-1].startswith("training 100%  epoch 3/3")
+    assert sum(line.endswith("done") for line in lines) == 1, lines  # the end said once
     assert "\x1b[" not in log and "\r" not in log  # no terminal redraws in the log
     assert "multivariate/energy" in log and "(floor " in log

@@ -139,7 +139,8 @@ class LineProgress(_Progress):
             self.lines.update(budget_fraction(trainer, pl_module), self.detail(trainer, pl_module), force=True)
 
     def on_train_end(self, trainer, pl_module):
-        self.lines.update(1.0, self.detail(trainer, pl_module), force=True)
+        if self.lines.last_fraction < 1.0:  # the last validation's line may already have said "done"
+            self.lines.update(1.0, self.detail(trainer, pl_module), force=True)
 
 
 class RunBar(_Progress):

@@ -13,6 +13,7 @@ import functools
 import inspect
 import json
 
+import numpy as np
 import pytest
 import torch
 from hydra.errors import InstantiationException
@@ -123,11 +124,17 @@ def test_sample_export_module_and_exported_files_agree(tmp_path, model, dataset,
         if ema is not None:  # the averaged network is the one that samples, not the trained one
             assert not torch.allclose(trained_sampler(net, sampler)(*inputs), want, rtol=1e-4, atol=1e-4)
 
+    cond_input = dm.condition_inputs()
+    feed = inputs
+    if cond_input is not None:  # the export takes the variables the condition vectors are made of (TPC's)
+        named = dm.conditions(dm.c_raw_val[:N])
+        v = np.stack([named[n] if n in named else named[f"{n}_frac"] for n in cond_input.names], 1)
+        feed = (z, torch.as_tensor(v, dtype=torch.float32), *eps)
     for fmt in ("torchscript", "onnx"):
         out, _ = export(tmp_path / "best.ckpt", fmt, tmp_path / f"sampler.{fmt}", verify=False, model=net)
         meta = json.loads(out.with_name(out.name + ".json").read_text())
         assert [i["name"] for i in meta["inputs"]] == sampler.input_names
-        got = run_exported(out, fmt, inputs, sampler.input_names)
+        got = run_exported(out, fmt, feed, sampler.input_names)
         # Other kernels round in other orders: an output moves by about float32's error of the whole map,
         # a few eps times the largest output (measured: ONNX up to 1.2, TorchScript 0; torch within 1.0 of
         # float64); k = 32 leaves over 25 times that. TPC amplitudes are 10^y - 1 of the model's y (up to

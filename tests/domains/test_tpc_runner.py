@@ -255,7 +255,7 @@ def test_far_conditions_are_refused_and_responses_written_as_digits(checkpoint, 
 
     (tmp_path / "far.csv").write_text("crossing_angle,dip_angle,drift_length,pad_coordinate\n80,0,5000,30.5\n")
     res = cli("sample", str(checkpoint), "conditions=far.csv", "out=far.dat", "threads=1", cwd=tmp_path)
-    assert res.returncode == 2 and res.stderr.startswith("error: condition crossing_angle=80 (row 1 of far.csv) is "
+    assert res.returncode == 2 and res.stderr.startswith("error: condition crossing_angle=80 deg (row 1 of far.csv) is "
                                                          "outside the training range"), res.stderr
     assert not (tmp_path / "far.dat").exists()
     (tmp_path / "ok.csv").write_text("crossing_angle,dip_angle,drift_length,pad_coordinate\n1,-20,100.5,30.25\n"
@@ -269,13 +269,52 @@ def test_far_conditions_are_refused_and_responses_written_as_digits(checkpoint, 
                                                      "row", "pT"])
     np.testing.assert_array_equal(events.images, np.where(x > 0, x, 0))  # amplitudes at 9 digits: float32 exactly
     assert_rounding_close(events.features[:, 2], [100.5, 200.125], k=1, scale=127.5, dtype=torch.float32)
-    from gentwin.data.interface import sidecar_interface
-    from gentwin.training.checkpoint import load_model
 
-    model = load_model(checkpoint)  # the export's sidecar: c is the scaled vector, the variable's range beside it
-    (_, c_input) = sidecar_interface(model.export_module(), model.build_info)["inputs"]
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("onnx_registry_once")
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_takes_the_track_variables_and_equals_sample(checkpoint, tmp_path, monkeypatch, fmt):
+    """The exported file's c is a digits file's track variables in data units (degrees, time buckets, pads):
+    the fractional parts and the baseline's scaling are inside the graph. Fed the noise `sample` draws, it
+    gives `sample`'s responses; the sidecar names each variable with unit and training range."""
+    import json
+
+    from gentwin.commands.export import main as export_main
+    from gentwin.training.checkpoint import load_model
+    from gentwin.training.export import run_exported
+
+    names = ["crossing_angle", "dip_angle", "drift_length", "pad_coordinate"]
+    rows = [(1.0, -20.0, 100.5, 30.25), (-5.0, 40.0, 200.125, -31.75), (12.0, 0.0, 60.0, 29.5),
+            (-15.5, 55.0, 250.875, 0.125), (7.25, -45.0, 41.0, 1e3 + 0.5)]
+    (tmp_path / "cond.csv").write_text(",".join(names) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    monkeypatch.chdir(tmp_path)
+    assert sample_main([str(checkpoint), "conditions=cond.csv", "out=s.npz", "seed=3", "threads=1"]) == 0
+    with np.load(tmp_path / "s.npz") as f:
+        want = torch.from_numpy(f["x"])
+    out = tmp_path / f"tpc.{'onnx' if fmt == 'onnx' else 'pt'}"
+    assert export_main([str(checkpoint), "--format", fmt, "--out", str(out)]) == 0
+
+    model = load_model(checkpoint)
+    sampler = model.eval().export_module()
+    torch.manual_seed(3)  # sample's draws
+    (z,) = sampler.noise(len(rows))
+    got = run_exported(out, fmt, (z, torch.tensor(rows)), ["z", "c"])
+    # sample scales the variables in float64, the graph in float32: conditions within an eps of their
+    # size (1), then the networks as in test_family_contract (k = 32 x 12 for TPC's 10^y - 1).
+    assert got.shape == (5, 8, 16) and want.abs().max() > 0
+    assert_rounding_close(got, want, k=32 * 12, msg=fmt)
+
+    meta = json.loads(out.with_name(out.name + ".json").read_text())
+    c_input = meta["inputs"][1]
+    assert c_input["name"] == "c" and c_input["shape"] == ["B", 4] and meta["cond_names"] == names
     columns = {col["name"]: col for col in c_input["columns"]}
-    lo, hi = columns["drift_length"]["variable_range"]
-    want = [(lo - 162.5) / 127.5, (hi - 162.5) / 127.5]  # CONDITION_SHIFT, CONDITION_SCALE
-    assert columns["drift_length"]["training_range"] == pytest.approx(want, abs=1e-6)
-    assert "variable_range" in columns["pad_coordinate_frac"]
+    assert list(columns) == names
+    assert [columns[n]["unit"] for n in names] == ["deg", "deg", "time bucket", "pad"]
+    ranges = model.build_info["cond_range"]  # the simulated training data's, in data units
+    for name in names[:3]:
+        assert columns[name]["training_range"] == ranges[name]
+    lo, hi = ranges["drift_length"]  # in time buckets (simulate_tpc draws 35 to 290), not the scaled [-1, 1]
+    assert 35 <= lo < 40 and 285 < hi <= 290 and -20 <= ranges["crossing_angle"][0] < ranges["crossing_angle"][1] <= 20
+    assert columns["pad_coordinate"]["training_range"] is None and "% 1" in columns["pad_coordinate"]["rule"]
+    assert [g["name"] for g in c_input["graph_conditions"]] == list(CONDITION_NAMES)

@@ -174,6 +174,12 @@ class ArrayDataModule(L.LightningDataModule):
         ``extrapolate=true``; default: its minimum and maximum over the dataset ``c``."""
         return {name: (float(np.min(v)), float(np.max(v))) for name, v in (self.conditions(c) or {}).items()}
 
+    def condition_inputs(self) -> nn.Module | None:
+        """The map from the variables a simulation chain has (``.names``, data units) to this dataset's
+        condition vectors, as a module the export puts in front of the model; ``None`` (default) where
+        the condition vectors are those variables (TPC: fractional parts and the baseline's scaling)."""
+        return None
+
     # -- provided ------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self._built:

@@ -96,10 +96,19 @@ def sidecar_interface(sampler, info: dict) -> dict:
     inputs = [{"name": "z", "shape": shapes["z"], "dtype": "float32", "unit": "",
                "draw": "standard normal N(0, 1), independent per element"}]
     if "c" in shapes:
-        inputs.append({"name": "c", "shape": shapes["c"], "dtype": "float32",
-                       "meaning": "conditions in data units, one column per name below (the fitted condition "
-                                  "transform is inside the graph)",
-                       "columns": [_column(n, i, units, ranges, inputs_range) for i, n in enumerate(cond_names)]})
+        cond_input = getattr(sampler, "cond_input", None)
+        if cond_input is None:
+            columns = [_column(n, units, ranges.get(n, inputs_range[i] if i < len(inputs_range) else None))
+                       for i, n in enumerate(cond_names)]
+        else:  # c holds the variables the dataset's condition vectors are made of (TPC)
+            columns = [_column(n, units, ranges.get(n), periodic=n not in ranges and f"{n}_frac" in ranges)
+                       for n in cond_input.names]
+        item = {"name": "c", "shape": shapes["c"], "dtype": "float32",
+                "meaning": "conditions in data units, one column per name below (the fitted condition "
+                           "transform is inside the graph)", "columns": columns}
+        if cond_input is not None:
+            item["graph_conditions"] = cond_input.describe()  # what the graph makes of c before the networks
+        inputs.append(item)
     if "eps" in shapes:
         inputs.append({"name": "eps", "shape": shapes["eps"], "dtype": "float32", "unit": "",
                        "draw": "standard normal N(0, 1) (the VAE's decoder noise; zeros give the decoder mean)"})
@@ -109,17 +118,14 @@ def sidecar_interface(sampler, info: dict) -> dict:
             "noise": "draw z (and eps) from N(0, 1); give c in data units within each column's training_range"}
 
 
-def _column(name: str, i: int, units: dict, ranges: dict, inputs_range: list) -> dict:
-    """One condition column of the sidecar: its range as the export takes it and, where the dataset's
-    condition vectors are not the variable itself (TPC's affine scaling), the variable's own range."""
-    out = {"name": name, "unit": units.get(name, ""),
-           "training_range": inputs_range[i] if i < len(inputs_range) else ranges.get(name),
-           "rule": "outside training_range: extrapolation; `sample` refuses it unless extrapolate=true"}
-    if name in ranges and i < len(inputs_range) and not np.allclose(ranges[name], inputs_range[i], rtol=1e-6):
-        out["variable_range"] = ranges[name]
-        out["note"] = ("c holds the dataset's condition vector (e.g. TPC: the baseline's affine scaling of the "
-                       "variable), not the variable itself; variable_range is the variable's range")
-    return out
+def _column(name: str, units: dict, training_range, periodic: bool = False) -> dict:
+    """One condition column of the sidecar: name, unit, training range and the rule outside it; a variable
+    that enters only through its fractional part (``periodic``) has no range to leave."""
+    if periodic:
+        return {"name": name, "unit": units.get(name, ""), "training_range": None,
+                "rule": f"any value: only {name} % 1 enters the model, trained over all of [0, 1)"}
+    return {"name": name, "unit": units.get(name, ""), "training_range": training_range,
+            "rule": "outside training_range: extrapolation; `sample` refuses it unless extrapolate=true"}
 
 
 def read_named_conditions(path: Path, dataset: dict | None) -> np.ndarray | None:

@@ -57,7 +57,8 @@ class Sampler(nn.Module):
 
     ``sample`` draws the noise and runs this map; ``export-model`` writes it with the noise as inputs.
     Inputs, batch-first: ``z`` ``(B, latent_dim)``; ``c`` ``(B, cond_dim)`` in data units (the fitted
-    condition transform is applied inside), only for conditional models; ``eps`` ``(B, *shape)``, only
+    condition transform is applied inside; after ``with_inputs``, the variables the dataset's conditions
+    are made of), only for conditional models; ``eps`` ``(B, *shape)``, only
     when ``eps`` is set (a VAE's decoder noise). Output
     ``(B, *shape)``. A family's subclass implements ``to_model_space``; the sampler holds the parts it
     runs (networks, transform), not the LightningModule, whose trainer properties tracing would touch.
@@ -74,6 +75,14 @@ class Sampler(nn.Module):
         super().__init__()
         self.shape, self.cond_dim, self.latent_dim, self.eps = model.shape, model.cond_dim, int(latent_dim), eps
         self.transform, self.cond_transform = model.transform, model.cond_transform
+        self.cond_input: nn.Module | None = None
+
+    def with_inputs(self, cond_input: nn.Module | None) -> Sampler:
+        """This sampler with ``c`` the variables ``cond_input.names`` (data units), mapped inside by
+        ``cond_input`` to the dataset's condition vectors (``ArrayDataModule.condition_inputs``: TPC's
+        fractional parts and scaling); unchanged for ``None``. The export's graph then holds that map."""
+        self.cond_input = cond_input
+        return self
 
     def to_model_space(self, z: torch.Tensor, c: torch.Tensor | None = None,
                        eps: torch.Tensor | None = None) -> torch.Tensor:
@@ -82,7 +91,9 @@ class Sampler(nn.Module):
 
     def forward(self, z: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
         """``(z[, c][, eps]) -> x``, conditions and samples in data units."""
-        c = self.cond_transform(rest[0]) if self.cond_dim else None
+        c = None
+        if self.cond_dim:
+            c = self.cond_transform(rest[0] if self.cond_input is None else self.cond_input(rest[0]))
         eps = rest[-1] if self.eps else None
         return self.transform.inverse(self.to_model_space(z, c, eps))
 
@@ -107,14 +118,17 @@ class Sampler(nn.Module):
         return ["z"] + (["c"] if self.cond_dim else []) + (["eps"] if self.eps else [])
 
     def input_shapes(self) -> dict[str, list]:
-        shapes = {"z": ["B", self.latent_dim], "c": ["B", self.cond_dim], "eps": ["B", *self.shape]}
+        width = self.cond_dim if self.cond_input is None else len(self.cond_input.names)
+        shapes = {"z": ["B", self.latent_dim], "c": ["B", width], "eps": ["B", *self.shape]}
         return {k: shapes[k] for k in self.input_names}
 
     def example_inputs(self, n: int = 4, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
         """Random inputs of batch ``n`` in ``input_names`` order; conditions in data units, standard normal in
         model space (inside the transform's domain: only a shape and agreement check)."""
         out = [torch.randn(n, self.latent_dim, generator=generator)]
-        if self.cond_dim:
+        if self.cond_dim and self.cond_input is not None:
+            out.append(self.cond_input.example(torch.randn(n, len(self.cond_input.names), generator=generator)))
+        elif self.cond_dim:
             with torch.no_grad():
                 out.append(self.cond_transform.inverse(torch.randn(n, self.cond_dim, generator=generator)))
         if self.eps:

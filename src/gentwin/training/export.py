@@ -8,7 +8,10 @@ inputs, batch-first with a free batch size:
 * ``z`` ``(B, latent_dim)``: standard normal noise (GAN, VAE: the latent; flows: the base noise,
   mapped through the inverse flow);
 * ``c`` ``(B, cond_dim)``: the conditions in data units (the fitted condition transform is inside),
-  only for conditional models; the sidecar gives each column's unit and training range;
+  only for conditional models; the sidecar gives each column's unit and training range. Where the
+  dataset derives its condition vectors from other variables (TPC: fractional parts, the baseline's
+  scaling; ``ArrayDataModule.condition_inputs``), ``c`` holds those variables, as a digits file's
+  ``params:`` line and ``sample conditions=`` name them, and the derivation is inside the graph too;
 * ``eps`` ``(B, *shape)``: standard normal decoder noise, only for a VAE that samples with its
   learned per-feature sigma (``decoder_noise: true``).
 
@@ -58,6 +61,18 @@ def load(path: str | Path):
     from gentwin.training.checkpoint import load_model
 
     return load_model(path, device="cpu")
+
+
+def condition_inputs(model, checkpoint: str | Path) -> nn.Module | None:
+    """The dataset's map from the variables a chain has to its condition vectors
+    (``ArrayDataModule.condition_inputs``), from the dataset config saved with ``model``; ``None`` when
+    unconditional, without a saved dataset config, or when the condition vectors are those variables."""
+    dataset = (getattr(model, "build_info", None) or {}).get("dataset")
+    if not model.cond_dim or not dataset:
+        return None
+    from gentwin.training.checkpoint import safe_instantiate
+
+    return safe_instantiate(dataset, checkpoint, "dataset").condition_inputs()
 
 
 def export_onnx(sampler: Sampler, out: Path) -> None:
@@ -134,8 +149,8 @@ def sidecar(sampler: Sampler, fmt: str, out: Path, checkpoint: str | Path, info:
         "family": sampler.family,
         "model": (info.get("model") or {}).get("_target_"),
         "shape": list(sampler.shape),
-        "cond_dim": sampler.cond_dim,
-        "cond_names": list(info.get("cond_names") or []),
+        "cond_dim": sampler.input_shapes().get("c", [0, 0])[1],  # the width of c as the export takes it
+        "cond_names": list(info.get("cond_names") or []) if sampler.cond_input is None else sampler.cond_input.names,
         "latent_dim": sampler.latent_dim,
         **sidecar_interface(sampler, info),  # inputs and outputs: shapes, dtypes, units, ranges, noise
         "transform": info.get("transform"),
@@ -176,7 +191,7 @@ def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = N
         raise ValueError(f"--format must be onnx or torchscript, got {fmt!r}")
     out = output(checkpoint, fmt, out, force)
     model = model if model is not None else load(checkpoint)
-    sampler = model.eval().export_module()
+    sampler = model.eval().export_module().with_inputs(condition_inputs(model, checkpoint))
     out.parent.mkdir(parents=True, exist_ok=True)
     write = export_onnx if fmt == "onnx" else export_torchscript
     try:

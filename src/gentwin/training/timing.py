@@ -42,6 +42,13 @@ def _conditions(cond: np.ndarray | None, cond_dim: int, batch: int) -> np.ndarra
     return np.asarray(cond, np.float32)[np.arange(batch) % len(cond)]
 
 
+def _centres(item: dict) -> np.ndarray:
+    """One row of the sidecar's condition columns at their training ranges' centres (0 without a range):
+    conditions for an export whose ``c`` is not the model's (TPC's track variables)."""
+    return np.array([[0.0 if col.get("training_range") is None else sum(col["training_range"]) / 2
+                      for col in item["columns"]]], np.float32)
+
+
 def torch_times(model, batches=BATCHES, repeats: int = 5, cond: np.ndarray | None = None,
                 device: str = "cpu") -> dict[str, dict[str, float]]:
     """``{batch: {"mean_s", "std_s"}}`` of ``model.sample`` on ``device``."""
@@ -74,8 +81,11 @@ def onnx_times(onnx_file: Path, batches=BATCHES, repeats: int = 5, cond: np.ndar
         feed = {}
         for item in meta["inputs"]:
             shape = [b if s == "B" else int(s) for s in item["shape"]]
-            feed[item["name"]] = (_conditions(cond, shape[1], b) if item["name"] == "c"
-                                  else rng.standard_normal(shape).astype(np.float32))
+            if item["name"] == "c":
+                feed["c"] = _conditions(cond if cond is not None and np.shape(cond)[1] == shape[1]
+                                        else _centres(item), shape[1], b)
+            else:
+                feed[item["name"]] = rng.standard_normal(shape).astype(np.float32)
         out[str(b)] = _stats(lambda feed=feed: session.run(None, feed), b, repeats)
     return out
 

@@ -10,7 +10,14 @@ import numpy as np
 from gentwin.data.base import ArrayDataModule
 from gentwin.domains.tpc.metrics import PROFILE_VARIABLES
 from gentwin.domains.tpc.properties import PROPERTY_NAMES, tpc_properties
-from gentwin.domains.tpc.reader import CONDITION_NAMES, CONDITION_SCALE, CONDITION_SHIFT, TPCEvents, read_digits
+from gentwin.domains.tpc.reader import (
+    CONDITION_NAMES,
+    CONDITION_SCALE,
+    CONDITION_SHIFT,
+    UNITS,
+    TPCEvents,
+    read_digits,
+)
 from gentwin.domains.tpc.simulator import simulate_tpc
 from gentwin.domains.tpc.sparsity import CELLS, cells
 
@@ -67,6 +74,8 @@ class TPCDataModule(ArrayDataModule):
         else:
             self.cond_shift, self.cond_scale = np.zeros(k), np.ones(k)
         self.events: TPCEvents | None = None
+        self.units = {k: v for k, v in UNITS.items() if k in {*self.cond_names, *(n.removesuffix("_frac")
+                                                                                  for n in self.cond_names)}}
 
     def build(self, rng):
         from gentwin.errors import ConfigError, DataError
@@ -117,6 +126,12 @@ class TPCDataModule(ArrayDataModule):
                 raise KeyError(f"missing condition {name!r}; need columns {self.cond_names}")
         c = np.stack(cols, axis=1) if cols else np.empty((0, 0))
         return ((c - self.cond_shift) / self.cond_scale).astype(np.float32)
+
+    def condition_inputs(self):
+        """:class:`ConditionInputs`: the variables of a digits file's ``params:`` line to the model's conditions."""
+        from gentwin.domains.tpc.transforms import ConditionInputs
+
+        return ConditionInputs(self.cond_names, self.cond_shift, self.cond_scale)
 
     def conditions(self, c):
         """Raw profile variables (data units, float64) of model-visible conditions ``c`` ``(N, C)``."""

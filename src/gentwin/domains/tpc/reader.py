@@ -25,6 +25,11 @@ CONDITION_NAMES = (
 CONDITION_SHIFT = (0.0, 0.0, 162.5, 0.0, 0.0)
 CONDITION_SCALE = (20.0, 60.0, 127.5, 1.0, 1.0)
 
+#: Units of the track variables (shared/data/tpc/README.md: degrees; drift length in time buckets and the
+#: pad coordinate in pads, the readout's own units).
+UNITS = {"crossing_angle": "deg", "dip_angle": "deg", "drift_length": "time bucket",
+         "drift_length_frac": "time bucket", "pad_coordinate": "pad", "pad_coordinate_frac": "pad"}
+
 
 @dataclass(frozen=True, eq=False)
 class TPCEvents:

@@ -57,13 +57,14 @@ TINY = ["threads=1", "dataset.n=256", "dataset.batch_size=16", "trainer.max_epoc
 
 
 def gan_default(args: list[str]) -> list[str]:
-    """``args`` with ``model=wgan_gp`` first unless they choose a model (or an experiment, or resume a run):
+    """``args`` with ``model=wgan_gp`` last (after ``-m``: Hydra takes its overrides as one list) unless
+    they choose a model (or an experiment, or resume a run):
     the tests were written when WGAN-GP was the default model, and keep testing it (the default is now
     RealNVP, configs/run.yaml)."""
     if any(a.lstrip("+~").startswith(("model=", "experiment=", "resume=")) or a.startswith("-") and a != "-m"
            for a in args):
         return list(args)
-    return ["model=wgan_gp", *args]
+    return [*args, "model=wgan_gp"]
 
 
 def compose(overrides: list[str] | None = None):

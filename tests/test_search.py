@@ -171,7 +171,7 @@ def test_the_search_preset_composes_on_the_plugin(tmp_path, monkeypatch):
     assert sweeper._target_ == "hydra_plugins.gentwin_optuna_sweeper.optuna_sweeper.OptunaSweeper"
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed is None
     assert sweeper.direction == "maximize" and sweeper.n_jobs == 3 and sweeper.max_failure_rate == 1.0
-    assert OmegaConf.select(cfg, "hydra.sweeper.study_name") == "wgan_gp_moons"
+    assert OmegaConf.select(cfg, "hydra.sweeper.study_name") == "realnvp_moons"  # <model>_<dataset> of the default run
 
 
 def test_a_sweep_marks_failed_the_running_trials_of_a_killed_sweep(tmp_path):

@@ -78,5 +78,5 @@ def test_a_misspelt_monitor_under_a_valid_entry_gets_one_line_naming_the_values_
     assert out.returncode == 2, out.stderr[-3000:]
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: invalid value metric.monitor=multivariate/energi: ")
-    assert "multivariate/energy, multivariate/sliced_w1" in lines[0]
+    assert "multivariate/energy, " in lines[0] and "multivariate/sliced_w1, " in lines[0]
     assert not (tmp_path / "outputs").exists()

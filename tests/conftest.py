@@ -257,6 +257,8 @@ class Forked:
     """
 
     def __init__(self, *args: str, cwd: Path):
+        if args[0] == "run":
+            args = (args[0], *gan_default(list(args[1:])))
         import tempfile
 
         self._files = [Path(tempfile.mkstemp(prefix="gentwin-forked-")[1]) for _ in range(2)]

@@ -48,6 +48,8 @@ def _cache_config_files() -> None:
 
 _cache_config_files()
 
+import gentwin.training  # noqa: E402, F401  (registers the configs' resolvers, as a run does, for tests that compose)
+
 # Tests and CI run single-threaded: two processes that each take both cores run many times slower.
 torch.set_num_threads(1)
 

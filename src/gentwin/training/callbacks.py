@@ -131,7 +131,9 @@ class LineProgress(_Progress):
         self.lines = Lines("training", self.every, self.step, self._write, start=budget_fraction(trainer, pl_module))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.lines.update(budget_fraction(trainer, pl_module), self.detail(trainer, pl_module))
+        fraction = budget_fraction(trainer, pl_module)
+        if fraction < 1.0:  # the end is said once, with the last validation's value (below)
+            self.lines.update(fraction, self.detail(trainer, pl_module))
 
     def on_validation_end(self, trainer, pl_module):
         super().on_validation_end(trainer, pl_module)

@@ -345,7 +345,7 @@ def test_bad_input_gets_one_line_and_leaves_no_folder(bad_files, args, code, mes
 
 
 def test_a_binary_conditions_file_is_named():
-    from gentwin.commands.sample import read_csv
+    from gentwin.training.sampling import read_csv
     from gentwin.domains.digits.reader import DIGITS_FILE as path  # gzip: binary
     from gentwin.errors import ConditionsError
     with pytest.raises(ConditionsError, match=r"digits_8x8.csv.gz: not a text file \(byte 0x8b at offset 1 "):
@@ -353,7 +353,7 @@ def test_a_binary_conditions_file_is_named():
 
 
 def test_a_conditions_csv_is_read_as_a_data_csv_is(tmp_path):
-    from gentwin.commands.sample import read_csv
+    from gentwin.training.sampling import read_csv
     from gentwin.errors import ConditionsError
 
     (tmp_path / "c.csv").write_text("# conditions\nenergy,angle\n1,2\n\n# more\n3,4")

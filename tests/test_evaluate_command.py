@@ -37,7 +37,7 @@ def write(path, n, seed, shift=0.0):
 
 
 def test_a_domain_entry_gives_its_own_floor():
-    from gentwin.commands.evaluate import domain_rows, table
+    from gentwin.training.judging import domain_rows, table
 
     value = {"chi2": 5.0, "sparsity/w1": 2.0, "sparsity/w1_floor": 0.5, "sparsity/mean_fake": 3.0}
     rows = domain_rows(value, {})

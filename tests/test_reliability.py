@@ -345,16 +345,16 @@ def test_bad_input_gets_one_line_and_leaves_no_folder(bad_files, args, code, mes
 
 
 def test_a_binary_conditions_file_is_named():
-    from gentwin.commands.sample import read_csv
     from gentwin.domains.digits.reader import DIGITS_FILE as path  # gzip: binary
     from gentwin.errors import ConditionsError
+    from gentwin.training.sampling import read_csv
     with pytest.raises(ConditionsError, match=r"digits_8x8.csv.gz: not a text file \(byte 0x8b at offset 1 "):
         read_csv(path)
 
 
 def test_a_conditions_csv_is_read_as_a_data_csv_is(tmp_path):
-    from gentwin.commands.sample import read_csv
     from gentwin.errors import ConditionsError
+    from gentwin.training.sampling import read_csv
 
     (tmp_path / "c.csv").write_text("# conditions\nenergy,angle\n1,2\n\n# more\n3,4")
     assert {k: v.tolist() for k, v in read_csv(tmp_path / "c.csv").items()} == {"energy": [1, 3], "angle": [2, 4]}

@@ -143,10 +143,10 @@ def showers(tmp_path_factory):
 
 
 def test_evaluate_with_a_layout_scores_the_observables_beside_their_floors(showers, tmp_path):
-    from gentwin.commands.evaluate import evaluate_files
+    from gentwin.training.judging import evaluate_files
 
-    result = evaluate_files(str(showers / "ref.h5"), str(showers / "gen.h5"),
-                            {"x": "showers", "c": "incident_energies", "layout": str(PHOTONS)})
+    result = evaluate_files(str(showers / "ref.h5"), str(showers / "gen.h5"), x="showers", c="incident_energies",
+                            layout=str(PHOTONS))
     card = result["scorecard"]
     for k in ("separation/energy_ratio", "separation/energy_layer_12", "separation/width_phi_2", "w1/nonzero_1",
               "separation/mean", "classifier/features_auc", "classifier/raw_auc"):

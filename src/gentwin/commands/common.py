@@ -22,6 +22,23 @@ def console(main: Callable[[list[str]], int]) -> None:
     sys.exit(main(sys.argv[1:]))
 
 
+def split(argv: list[str], keys: tuple[str, ...], is_path: Callable[[Path], bool] = Path.exists,
+          ) -> tuple[list[str], dict[str, str]]:
+    """``(paths, {key: value})`` from ``path ... key=value ...``; raises ``UsageError`` naming an unknown key.
+    A multirun's folders hold ``=`` (``0_model.latent_dim=8,seed=1/``): an argument is a path when
+    ``is_path`` holds for it or its part before ``=`` holds a ``/``."""
+    paths, args = [], {}
+    for a in argv:
+        key, sep, value = a.partition("=")
+        if not sep or "/" in key or is_path(Path(a)):
+            paths.append(a)
+        elif key in keys:
+            args[key] = value
+        else:
+            raise UsageError(f"unknown argument {key!r}; arguments are {', '.join(keys)}")
+    return paths, args
+
+
 def options(argv: list[str], valued: dict[str, str], switches: dict[str, tuple[str, bool]]) -> list[str]:
     """``argv`` with each ``key=value`` argument written as the ``--`` option it stands for, for a command
     whose parser takes options: ``valued`` maps a key to its option (``out=X`` -> ``--out X``),
@@ -54,6 +71,29 @@ def integer(args: dict, key: str, default: int | None, low: int = 1) -> int | No
     if value < low:
         raise UsageError(f"{key}={value}: must be >= {low}")
     return value
+
+
+def names(value: str | None):
+    """A value naming one or more things: ``a`` -> ``"a"``; ``[a,b]`` -> ``["a", "b"]``; ``null`` -> ``None``."""
+    if value is None or value.strip().lower() in ("null", "none", ""):
+        return None
+    value = value.strip()
+    if value.startswith("[") and value.endswith("]"):
+        return [v.strip().strip("'\"") for v in value[1:-1].split(",") if v.strip()]
+    return value
+
+
+def batch_sizes(args: dict, key: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """``args[key]`` (``1,100`` or ``[1,100]``) as batch sizes >= 1 (``default`` when absent); raises ``UsageError``."""
+    if key not in args:
+        return default
+    try:
+        values = tuple(int(b) for b in args[key].strip("[]").split(","))
+    except ValueError:
+        raise UsageError(f"{key}={args[key]}: a comma-separated list of integers") from None
+    if not values or min(values) < 1:
+        raise UsageError(f"{key}={args[key]}: batch sizes must be >= 1")
+    return values
 
 
 def flag(args: dict, key: str) -> bool:

@@ -73,6 +73,20 @@ def test_same_distribution_stays_at_its_floor_and_a_shift_of_5_percent_does_not(
     assert card["separation/showers[1]"]["value"] < 2.5 * card["separation/showers[1]"]["floor"]  # unshifted
 
 
+
+def test_the_classifier_tests_print_their_progress_when_they_take_long(tmp_path, capsys, monkeypatch):
+    from gentwin import progress
+
+    ref, gen = write(tmp_path / "ref.h5", 200, 0), write(tmp_path / "gen.h5", 200, 1, 0.5)
+    keys = ["x=showers", "c=incident_energies", "threads=1"]
+    assert main([str(ref), str(gen), *keys, f"out={tmp_path / 'quick'}"]) == 0
+    assert not re.search(r"^classifier ", capsys.readouterr().out, re.M)  # seconds of work: no progress lines
+    monkeypatch.setattr(progress, "AFTER", 0.0)  # as if each classifier test took longer than AFTER
+    assert main([str(ref), str(gen), *keys, f"out={tmp_path / 'long'}"]) == 0
+    lines = re.findall(r"^classifier .*$", capsys.readouterr().out, re.M)
+    assert re.fullmatch(r"classifier +\d+%  epoch \d+/50  val loss \S+  \d+s, ETA \d+s", lines[0]), lines
+    assert sum(line.endswith(", done") for line in lines) == 2, lines  # the raw values' test and its floor
+
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     ref = write(tmp_path / "ref.h5", 100, 0)
     np.savez(tmp_path / "gen.npz", showers=np.ones((100, 3)))

@@ -28,6 +28,26 @@ def test_lines_every_step_of_the_job_with_the_time_left(monkeypatch):
     assert duration(3725) == "1h02m" and duration(185) == "3m05s"
 
 
+def test_lines_wait_after_seconds_and_always_say_the_end(monkeypatch):
+    clock = iter([0.0, 1.0, 2.0, 6.0, 7.0, 8.0, 9.0])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    out = []
+    lines = Lines("classifier", every=1e9, step=0.5, write=out.append, after=5.0)
+    assert not lines.update(0.5) and not lines.update(0.6, force=True)  # a short job says nothing
+    assert lines.update(0.7)  # from 5 s on it does
+    assert not lines.update(0.9) and lines.update(1.0, "epoch 9/50 (stopped early)")  # the end, less than a step on
+    assert not lines.update(1.0)  # ...and only once
+    assert out == ["classifier  70%  6s, ETA 3s", "classifier 100%  epoch 9/50 (stopped early)  8s, done"]
+
+
+def test_steps_inside_a_command_report_only_inside_shown():
+    assert progress.job("classifier") is None
+    with progress.shown():
+        lines = progress.job("classifier")
+        assert isinstance(lines, Lines) and lines.after == progress.AFTER and lines.what == "classifier"
+    assert progress.job("classifier") is None
+
+
 def test_a_resumed_job_counts_its_time_from_where_it_restarted(monkeypatch):
     clock = iter([0.0, 10.0])
     monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))

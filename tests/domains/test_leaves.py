@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -147,6 +148,26 @@ def test_postprocess_is_robust_to_noise(halves, images):
     assert (rec["n_holes"] == real["n_holes"]).mean() >= 0.9
     assert (np.abs(rec["n_veins"] - real["n_veins"]) <= 1).mean() >= 0.9
 
+
+
+def test_postprocess_all_reports_its_images_with_an_eta_when_there_are_many(images, monkeypatch, capsys):
+    from gentwin import progress
+    from gentwin.domains.leaves import postprocess as pp
+
+    told = []
+    few = pp.postprocess_all(images[:3], progress=lambda f, detail: told.append((f, detail)))
+    assert all(isinstance(leaf, Leaf) for leaf in few) and told == []  # fewer than PROGRESS_IMAGES: silent
+    monkeypatch.setattr(pp, "PROGRESS_IMAGES", 3)
+    out = []
+    leaves = pp.postprocess_all(images[:4], return_reason=True, progress=progress.Lines("leaves", every=0.0,
+                                                                                         write=out.append))
+    assert [reason for _, reason in leaves] == [None] * 4 and leaves[0][0].outline.equals(few[0].outline)
+    assert len(out) == 4 and out[0].startswith("leaves  25%  1/4 images  ") and re.search(r", ETA \d+s$", out[0])
+    assert out[-1].startswith("leaves 100%  4/4 images  ") and out[-1].endswith(", done")
+    monkeypatch.setattr(progress, "AFTER", 0.0)  # inside a command's progress: lines on stdout
+    with progress.shown():
+        image_properties(images[:4])
+    assert re.search(r"^leaf post-processing  25%  1/4 images  \d+s, ETA \d+s$", capsys.readouterr().out, re.M)
 
 def test_postprocess_failures_are_none_not_errors():
     assert postprocess(np.zeros((2, 64, 64), np.float32)) is None

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -281,6 +283,31 @@ def test_classifier_test_high_for_separated_distributions(one_thread):
     assert out["auc"] > 0.95 and out["jsd"] > 0.7
     assert torch.equal(torch.get_rng_state(), state)
 
+
+
+def test_classifier_test_reports_its_epochs_with_an_eta_only_when_asked(one_thread, capsys, monkeypatch):
+    from gentwin import progress
+
+    rng = np.random.default_rng(12)
+    x, y = rng.normal(size=(200, 2)), rng.normal(size=(200, 2)) + [3, 0]  # separable: no early stop
+    told = []
+    classifier_test(x, y, max_epochs=4, patience=10, progress=lambda f, detail: told.append((f, detail)))
+    assert [f for f, _ in told] == [0.25, 0.5, 0.75, 1.0]
+    assert told[0][1].startswith("epoch 1/4  val loss ") and told[-1][1].startswith("epoch 4/4")
+    out = []
+    same = classifier_test(x, x[::-1], max_epochs=50, patience=1, progress=progress.Lines("classifier", every=0.0,
+                                                                                             write=out.append))
+    assert np.isfinite(same["auc"]) and 2 <= len(out) < 50  # the same sample: stopped early, after the 1st epoch
+    assert re.fullmatch(r"classifier  +2%  epoch 1/50  val loss \S+  \d+s, ETA \d+s", out[0]), out
+    assert re.fullmatch(r"classifier 100%  epoch \d+/50 \(stopped early\)  val loss \S+  \d+s, done", out[-1]), out
+    classifier_test(x, y, max_epochs=2)  # a metric prints nothing by default...
+    with progress.shown():  # ...nor inside a command's progress before AFTER seconds
+        classifier_test(x, y, max_epochs=2)
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr(progress, "AFTER", 0.0)
+    with progress.shown():
+        classifier_test(x, y, max_epochs=2)
+    assert re.search(r"^classifier  50%  epoch 1/2 .*ETA \d+s$", capsys.readouterr().out, re.M)
 
 def test_classifier_entry(one_thread):
     rng = np.random.default_rng(13)

@@ -42,6 +42,7 @@ from pathlib import Path
 
 from gentwin.commands.common import batch_sizes, flag, integer, names, split
 from gentwin.errors import EXIT_CONFIG, EXIT_OK, GentwinError, UsageError
+from gentwin.progress import shown
 from gentwin.training.judging import check_out, evaluate_checkpoint, evaluate_files, table, write
 from gentwin.training.launch import set_threads
 
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         beside = Path(paths[0]).resolve().parent.parent if len(paths) == 1 else Path()  # a checkpoint's run folder
         out = Path(args["out"]) if args.get("out") else beside / "evaluation"
         check_out(out)
-        result = evaluate(paths, args)
+        with shown():  # the classifier tests of a large scorecard say how far they are
+            result = evaluate(paths, args)
         files = write(result, out)
     except GentwinError as e:
         print(f"error: {e}", file=sys.stderr)

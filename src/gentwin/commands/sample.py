@@ -46,6 +46,7 @@ from pathlib import Path
 from gentwin.commands.common import console as _console
 from gentwin.commands.common import flag, integer, split
 from gentwin.errors import EXIT_CONFIG, EXIT_OK, GentwinError, UsageError
+from gentwin.progress import shown
 
 KEYS = ("n", "conditions", "from_dataset", "out", "seed", "threads", "batch_size", "timing", "extrapolate", "steps",
         "solver")
@@ -81,7 +82,8 @@ def main(argv: list[str]) -> int:
         return EXIT_OK if argv else EXIT_CONFIG
     try:
         checkpoint, args = parse(argv)
-        print(sample(checkpoint, args))
+        with shown():  # post-processing many leaves into geometry says how far it is
+            print(sample(checkpoint, args))
     except GentwinError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -13,6 +13,7 @@ from torch import nn
 
 from gentwin.metrics.distances import as_1d
 from gentwin.metrics.moments import Properties, stack_properties
+from gentwin.progress import job
 
 
 def _midranks(v: np.ndarray) -> np.ndarray:
@@ -62,8 +63,8 @@ def isotonic_calibration(scores: np.ndarray, labels: np.ndarray):
 
 
 def classifier_test(x: np.ndarray, y: np.ndarray, seed: int = 0, max_samples: int = 10_000, hidden: int = 128,
-                    batch_size: int = 256, lr: float = 1e-3, max_epochs: int = 50, patience: int = 5
-                    ) -> dict[str, float]:
+                    batch_size: int = 256, lr: float = 1e-3, max_epochs: int = 50, patience: int = 5,
+                    progress=None) -> dict[str, float]:
     """The classifier two-sample test: the held-out ROC AUC and JSD of a network telling ``x`` from ``y``.
 
     The recipe is CaloChallenge's (Krause et al., arXiv:2410.21611: 2 hidden layers of 512 units,
@@ -87,6 +88,9 @@ def classifier_test(x: np.ndarray, y: np.ndarray, seed: int = 0, max_samples: in
         x: real sample, shape (N, *S), N >= 10.
         y: generated sample, shape (M, *S), M >= 10.
         seed: seed of the subsample, the split and the network.
+        progress: told ``(fraction, detail)`` after each epoch, the fraction of ``max_epochs`` (1 at the
+            end, early or not): a ``gentwin.progress.Lines`` (its ``update``) or any callable. Default:
+            ``gentwin.progress.job("classifier")``, lines only inside a command's ``progress.shown()``.
 
     Returns:
         ``auc``: the test ROC AUC of the calibrated output (0.5: indistinguishable, 1: separated);
@@ -109,6 +113,9 @@ def classifier_test(x: np.ndarray, y: np.ndarray, seed: int = 0, max_samples: in
     mean, std = data[:a].mean(0), data[:a].std(0)
     std[std == 0] = 1.0
     t = torch.as_tensor((data - mean) / std, dtype=torch.float32)
+    if progress is None:
+        progress = job("classifier")
+    report = getattr(progress, "update", progress)  # a Lines, or any callable (fraction, detail)
     lab = torch.as_tensor(labels, dtype=torch.float32)
     with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.enable_grad():
         torch.manual_seed(seed)
@@ -117,7 +124,7 @@ def classifier_test(x: np.ndarray, y: np.ndarray, seed: int = 0, max_samples: in
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         loss_fn = nn.BCEWithLogitsLoss()
         best, best_state, waited = float("inf"), None, 0
-        for _ in range(max_epochs):
+        for epoch in range(1, max_epochs + 1):
             for idx in torch.randperm(a).split(batch_size):
                 opt.zero_grad()
                 loss_fn(net(t[idx]).squeeze(-1), lab[idx]).backward()
@@ -128,8 +135,12 @@ def classifier_test(x: np.ndarray, y: np.ndarray, seed: int = 0, max_samples: in
                 best, best_state, waited = val, {k: v.clone() for k, v in net.state_dict().items()}, 0
             else:
                 waited += 1
-                if waited >= patience:
-                    break
+            stop = waited >= patience
+            if report:
+                report(1.0 if stop else epoch / max_epochs,
+                       f"epoch {epoch}/{max_epochs}{' (stopped early)' if stop else ''}  val loss {val:.4g}")
+            if stop:
+                break
         net.load_state_dict(best_state)
         with torch.no_grad():
             scores = net(t).squeeze(-1).double().numpy()

@@ -107,9 +107,13 @@ def final_evaluation(model, dm, entries: dict, seed: int, n: int | None = None, 
 
     :func:`evaluate` with every metric entry (those of ``metric.final_only`` included), the torch
     RNG seeded with ``seed`` before sampling, on the first ``n`` held-out events (all if ``None``).
-    Only ``samples_per_second`` is a measurement and varies between calls.
+    Only ``samples_per_second`` is a measurement and varies between calls. Its long steps (the classifier
+    test, leaf post-processing) print progress lines (``gentwin.progress.shown``), into ``run.log`` in a run.
     """
-    return evaluate(model, dm, entries, figures=figures, seed=seed, n=n)
+    from gentwin.progress import shown
+
+    with shown():
+        return evaluate(model, dm, entries, figures=figures, seed=seed, n=n)
 
 
 def validation_entries(entries: dict, final_only, monitor: str) -> dict:

@@ -237,8 +237,11 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: dict | None = None) -> di
 
     with replacing(out_dir / "samples.npz") as f:
         np.savez_compressed(f, x=fake, **({} if c is None else {"c": c}))
-    for suffix, write in list(dm.writers().items())[:1]:  # e.g. leaves: samples.geojson, the geometry
-        print(write(fake, out_dir / f"samples{suffix}"))
+    from gentwin.progress import shown
+
+    with shown():  # e.g. leaves: post-processing many images says how far it is
+        for suffix, write in list(dm.writers().items())[:1]:  # e.g. leaves: samples.geojson, the geometry
+            print(write(fake, out_dir / f"samples{suffix}"))
     from gentwin.training.outcome import outcome_warnings
 
     said = outcome_warnings(metrics, cfg.metric.monitor, dm.x_raw_val[dm.eval_slice()], fake)

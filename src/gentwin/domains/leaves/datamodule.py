@@ -117,9 +117,9 @@ class LeafDataModule(ImageDataModule):
 
         from gentwin.atomic import write_text
         from gentwin.domains.leaves.io import to_geojson, to_wkt
-        from gentwin.domains.leaves.postprocess import postprocess
+        from gentwin.domains.leaves.postprocess import postprocess_all
 
-        results = [postprocess(im, self.threshold, self.extent, return_reason=True) for im in np.asarray(images)]
+        results = postprocess_all(images, self.threshold, self.extent, return_reason=True)
         leaves = [leaf for leaf, _ in results if leaf is not None]
         text = json.dumps(to_geojson(leaves)) if Path(path).suffix == ".geojson" else to_wkt(leaves)
         write_text(path, text)  # through a temporary file beside it: no partial file on failure

@@ -380,6 +380,33 @@ def postprocess(
     return done(result, None)
 
 
+
+#: From this many images on, :func:`postprocess_all` reports its progress (a few seconds' work and more).
+PROGRESS_IMAGES = 200
+
+
+def postprocess_all(images, *args, progress=None, **kw) -> list:
+    """:func:`postprocess` of each image of ``images`` (N, 2, H, W), in order; ``args`` and ``kw`` as there.
+
+    ``progress`` is told ``(fraction, "<i>/<N> images")`` after each image, from ``PROGRESS_IMAGES``
+    images on: a ``gentwin.progress.Lines`` (its ``update``) or any callable. Default:
+    ``gentwin.progress.job("leaf post-processing")``, lines only inside a command's ``progress.shown()``.
+    """
+    from gentwin.progress import job
+
+    images = np.asarray(images)
+    if len(images) < PROGRESS_IMAGES:
+        return [postprocess(im, *args, **kw) for im in images]
+    if progress is None:
+        progress = job("leaf post-processing")
+    report = getattr(progress, "update", progress)  # a Lines, or any callable (fraction, detail)
+    out = []
+    for i, im in enumerate(images, 1):
+        out.append(postprocess(im, *args, **kw))
+        if report:
+            report(i / len(images), f"{i}/{len(images)} images")
+    return out
+
 def _veins_from(mask, leaf, size, extent, spur, min_length, max_turn, max_gap) -> list[LineString]:
     v = mask & leaf
     if not v.any():

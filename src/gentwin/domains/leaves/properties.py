@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from gentwin.domains.leaves.geometry import HALF_LEAF_EXTENT, LEAF_PROPERTIES, Extent, Leaf
-from gentwin.domains.leaves.postprocess import postprocess
+from gentwin.domains.leaves.postprocess import postprocess_all
 
 
 def leaf_properties(leaves: Sequence[Leaf | None]) -> dict[str, np.ndarray]:
@@ -60,7 +60,7 @@ def image_properties(
         ``leaf_properties`` of the post-processed leaves, ``valid`` marking images that gave one
         (by default only images passing the validity criteria of ``postprocess`` do).
     """
-    return leaf_properties([postprocess(im, threshold, extent, **kw) for im in np.asarray(images)])
+    return leaf_properties(postprocess_all(images, threshold, extent, **kw))
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gentwin.metrics.floors import split_halves
+
 
 def marginals_figure(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], bins: int = 40,
                      max_panels: int = 16, labels: tuple[str, str] = ("reference", "generated"),
@@ -30,8 +32,7 @@ def marginals_figure(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], b
     names = [k for k in real if np.ndim(real[k]) == 1][:max_panels]
     n = len(next(iter(real.values())))
     if halves is None:
-        perm = np.random.default_rng(seed).permutation(n)
-        halves = perm[: n // 2], perm[n // 2 :]
+        halves = split_halves(n, seed)
     ia, ib = halves
     a, b = ({k: np.asarray(real[k], np.float64)[i] for k in names} for i in (ia, ib))
     g = {k: np.asarray(fake[k], np.float64)[: len(ib)] for k in names}

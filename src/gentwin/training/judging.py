@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from gentwin.errors import CheckpointError, DataError, UsageError
+from gentwin.metrics.floors import split_halves
 
 # The rows a long table keeps of the nested metrics (the per-feature ones stay in evaluation.json).
 SUMMARY_ROWS = {"mean", "mean_w1", "mean_ks", "max_abs_err", "auc", "kpd", "kpd_err", "chi2", "valid_rate"}
@@ -138,8 +139,7 @@ def evaluate_checkpoint(checkpoint: str, n: int | None = None, seed: int | None 
     # Halves A and B of the held-out events; the generated samples at B's conditions are compared with A,
     # beside B against A. Non-finite ones are left out with their B events (counted in finite_fraction).
     finite = np.isfinite(fake.reshape(len(fake), -1)).all(axis=1)
-    perm = np.random.default_rng(seed).permutation(n)
-    ia, ib = perm[: n // 2], perm[n // 2 :]
+    ia, ib = split_halves(n, seed)
     ib = ib[finite[ib]]
     notes = [] if finite.all() else [f"{int((~finite).sum())} of {n} generated samples are not finite: left out "
                                      f"of the comparison (finite_fraction)"]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from gentwin.data.base import ArrayDataModule
 from gentwin.data.files import Arrays, as_names, read_arrays
 from gentwin.data.units import check_units
 from gentwin.errors import ConfigError
+from gentwin.metrics.floors import split_halves
 
 
 class ArraysDataModule(ArrayDataModule):
@@ -79,8 +78,7 @@ class ArraysDataModule(ArrayDataModule):
         from gentwin.plots.marginals import marginals_figure
 
         # Halves A, B of the held-out samples; the generated ones at B's conditions, as evaluate compares them.
-        perm = np.random.default_rng(self.seed).permutation(len(real))
-        ia, ib = perm[: len(real) // 2], perm[len(real) // 2 :]
+        ia, ib = split_halves(len(real), self.seed)
         if self.layout is not None:
             from gentwin.domains.calorimeter.figures import shower_figures
 

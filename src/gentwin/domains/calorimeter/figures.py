@@ -17,6 +17,7 @@ import numpy as np
 
 from gentwin.domains.calorimeter.layout import GridLayer, Layout
 from gentwin.domains.calorimeter.observables import LOG_BINNED, kind_of
+from gentwin.metrics.floors import split_halves
 from gentwin.plots.hep import histogram_figure, style
 
 
@@ -141,8 +142,7 @@ def shower_figures(ref: np.ndarray, ref_c, gen: np.ndarray, gen_c, layout: Layou
     from gentwin.domains.calorimeter.observables import incident_energy, observables
 
     if halves is None:
-        perm = np.random.default_rng(seed).permutation(len(ref))
-        halves = perm[: len(ref) // 2], perm[len(ref) // 2 :]
+        halves = split_halves(len(ref), seed)
     ia, ib = halves
     inc, gen_inc = incident_energy(ref_c), incident_energy(gen_c)
     a, b = (observables(ref[i], layout, None if inc is None else inc[i]) for i in (ia, ib))

@@ -33,6 +33,7 @@ import torch
 
 from gentwin.domains.tpc.metrics import PROFILE_VARIABLES, profile_chi2_term, tpc_profiles
 from gentwin.metrics.distances import wasserstein1
+from gentwin.metrics.floors import split_halves
 from gentwin.metrics.histograms import hist_chi2
 
 #: Amplitude (data units) from which a cell counts as a hit: the data's zero-suppression level.
@@ -201,8 +202,7 @@ def sparsity_metrics(
         "empty_fraction_real": float(empty(x_real, threshold).mean()),
         "empty_fraction_fake": float(empty(x_fake, threshold).mean()),
     }
-    perm = np.random.default_rng(seed).permutation(n)
-    ia, ib = perm[: n // 2], perm[n // 2 :]
+    ia, ib = split_halves(n, seed)
     rows = lambda c, i: {v: np.asarray(c[v], dtype=np.float64)[i] for v in variables}
     ca, cb = (rows(cond, ia), rows(cond, ib)) if variables else (None, None)
     args = (threshold, variables, n_bins, n_bootstrap, spectrum_bin_width, spectrum_top, seed)

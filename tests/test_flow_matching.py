@@ -179,3 +179,78 @@ def test_tpc_zero_suppression_zeroes_cells_below_the_readout_threshold():
     amplitudes = torch.tensor([[0.0, 0.05, 0.89, 0.9, 1.0, 250.0]])
     y = ZeroSuppression(0.9)(LogScale()(amplitudes))
     assert torch.allclose(LogScale().inverse(y), torch.tensor([[0.0, 0.0, 0.0, 0.9, 1.0, 250.0]]), rtol=1e-5, atol=1e-6)
+
+
+def test_resnet_velocity_starts_as_the_identity_in_time_and_conditions_and_learns_them():
+    from gentwin.nets.velocity import VelocityResNet
+
+    torch.manual_seed(0)
+    net = VelocityResNet((8, 16), cond_dim=5, hidden=[32, 32])
+    x, c = torch.randn(4, 8, 16), torch.randn(4, 5)
+    out = net(x, torch.rand(4), c)
+    assert out.shape == x.shape
+    # FiLM initialised at zero: before training neither t nor c changes the output
+    assert torch.equal(out, net(x, torch.rand(4), torch.randn(4, 5)))
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(100):  # the target depends on c only: reachable through the FiLM layers alone
+        loss = (net(x, torch.zeros(4), c) - c[:, :1, None].expand(4, 8, 16)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05 * c[:, 0].pow(2).mean().item()
+    with pytest.raises(ValueError, match="equal widths"):
+        VelocityResNet((4,), hidden=[32, 64])
+
+
+def test_final_nll_averages_the_first_nll_samples_events():
+    from gentwin.training.evaluate import evaluate
+
+    torch.manual_seed(0)
+
+    class DM:  # the few members evaluate reads
+        x_raw_val = np.random.default_rng(0).standard_normal((50, 2)).astype(np.float32)
+        c_raw_val = None
+
+        def eval_slice(self):
+            return slice(0, 50)
+
+        def real_properties(self):
+            return {}
+
+        def floor_properties(self):
+            return None
+
+        def properties(self, x, c):
+            return {}
+
+        def conditions(self, c):
+            return None
+
+    m = model(nll_samples=7).eval()
+    calls = []
+    log_prob = m.log_prob
+    m.log_prob = lambda x, c=None: calls.append(len(x)) or log_prob(x, c)
+    metrics, _, _ = evaluate(m, DM(), {}, figures=False, seed=0)
+    want = -log_prob(torch.as_tensor(DM.x_raw_val[:7])).mean().item()
+    assert calls == [7] and metrics["nll"] == pytest.approx(want, rel=1e-4)
+    with pytest.raises(ValueError, match="model.nll_samples must be >= 1"):
+        model(nll_samples=0)
+
+
+def test_dopri5_samples_as_a_reference_and_is_not_exported(tmp_path):
+    from gentwin.errors import ExportError
+    from gentwin.training.export import export
+    from test_export import make_model, save_checkpoint
+
+    m = make_model("flow_matching", 0, overrides=["model.steps=200", "model.solver=rk4"])
+    z = torch.randn(64, 2, generator=torch.Generator().manual_seed(1))
+    fine = m.export_module().to_model_space(z)
+    m.set_sampling(solver="dopri5")
+    ref = m.export_module().to_model_space(z)
+    # both within about their tolerance (1e-5, relative and absolute) of the exact solution
+    assert (ref - fine).abs().max() < 1e-3 * (1 + fine.abs().max())
+    assert m.export_module().adaptive and not (ref - z).abs().max() < 1e-3  # it moved the noise
+    ckpt = save_checkpoint(m, tmp_path / "fm.ckpt")
+    with pytest.raises(ExportError, match="chooses its steps per input"):
+        export(ckpt, "onnx", tmp_path / "fm.onnx", model=m)
+    assert not (tmp_path / "fm.onnx").exists()

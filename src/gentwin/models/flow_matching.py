@@ -10,7 +10,9 @@ which straightens the paths, so fewer solver steps give the same samples.
 
 Sampling solves ``dx/dt = v(x, t, c)`` from ``t = 0`` (noise) to 1 (data) with a fixed-step solver
 (``euler``, ``midpoint``, ``rk4``; ``model.steps`` steps): the export module is that solver unrolled,
-so ``sample``, TorchScript and ONNX run the same network passes. ``set_sampling(steps=N)`` (``sample
+so ``sample``, TorchScript and ONNX run the same network passes. ``solver=dopri5`` (torchdiffeq's
+adaptive Dormand-Prince, relative and absolute tolerance 1e-5) is the reference a fixed-step solver's
+samples can be checked against: ``sample`` runs it, ``export-model`` refuses it. ``set_sampling(steps=N)`` (``sample
 ... steps=N``) changes the steps of a trained model.
 
 Likelihood: ``log p1(x1) = log N(x0) - int_0^1 div v(x_t, t) dt``, the ODE and the divergence integrated
@@ -30,6 +32,9 @@ from gentwin.models.base import GenerativeModel, Sampler
 
 #: Network passes per step of each fixed-step solver.
 SOLVERS = {"euler": 1, "midpoint": 2, "rk4": 4}
+#: Adaptive solvers (torchdiffeq) that ``sample`` can run as a reference for the fixed-step ones: their
+#: steps follow the error (``model.steps`` unused); they cannot be exported.
+ADAPTIVE = {"dopri5": 1e-5}
 
 
 def fixed_step(v, x: torch.Tensor, steps: int, solver: str = "euler", t0: float = 0.0,
@@ -107,7 +112,7 @@ class FlowMatching(GenerativeModel):
         velocity: Partial ``(in_shape, cond_dim) -> nn.Module``, ``(x, t, c) -> v`` of ``x``'s shape
             (``gentwin.nets.velocity``).
         steps: Fixed solver steps of ``sample`` and the export module.
-        solver: ``euler``, ``midpoint`` or ``rk4``.
+        solver: ``euler``, ``midpoint`` or ``rk4``; ``dopri5`` (adaptive) as a reference, not exportable.
         ot: Pair each batch's noise with its data by the batch's optimal-transport assignment.
         sigma_min: Width of the paths at the data end (0: straight paths between points).
         ema: Decay of an exponential moving average of the velocity weights, used outside training
@@ -118,6 +123,8 @@ class FlowMatching(GenerativeModel):
         nll_tol: Relative and absolute tolerance of the adaptive solver in ``log_prob``.
         nll_batches: Validation batches whose ``val/nll`` is computed (an adaptive solve costs
             hundreds of network passes; ``None``: all).
+        nll_samples: Held-out events whose likelihood the final evaluation's ``nll`` averages (the
+            first ones; ``None``: all).
         **kwargs: ``GenerativeModel`` arguments.
     """
 
@@ -126,7 +133,7 @@ class FlowMatching(GenerativeModel):
     def __init__(self, velocity, steps: int = 20, solver: str = "midpoint", ot: bool = False,
                  sigma_min: float = 0.0, ema: float | None = None, head: torch.nn.Module | None = None,
                  exact_trace_max_dim: int = 16, nll_tol: float = 1e-5, nll_batches: int | None = 4,
-                 **kwargs):
+                 nll_samples: int | None = 2048, **kwargs):
         super().__init__(**kwargs)
         self.set_sampling(steps=steps, solver=solver)
         if not 0 <= sigma_min < 1:
@@ -140,13 +147,16 @@ class FlowMatching(GenerativeModel):
             self.velocity, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
         self.head = head
         self.nll_batches = nll_batches
+        if nll_samples is not None and nll_samples < 1:
+            raise ValueError(f"model.nll_samples must be >= 1 or null, got {nll_samples}")
+        self.nll_samples = nll_samples
 
     def set_sampling(self, steps: int | None = None, solver: str | None = None) -> None:
         """Changes the fixed-step solver of ``sample`` and the export module (after training too)."""
         steps = self.__dict__.get("steps", 20) if steps is None else steps
         solver = self.__dict__.get("solver", "midpoint") if solver is None else solver
-        if solver not in SOLVERS:
-            raise ValueError(f"model.solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+        if solver not in SOLVERS and solver not in ADAPTIVE:
+            raise ValueError(f"model.solver must be one of {', '.join([*SOLVERS, *ADAPTIVE])}, got {solver!r}")
         if int(steps) != steps or steps < 1:
             raise ValueError(f"model.steps must be an integer >= 1, got {steps}")
         self.steps, self.solver = int(steps), solver
@@ -223,12 +233,25 @@ class FlowMatchingSampler(Sampler):
         self.head = model.head
 
     @property
+    def adaptive(self) -> bool:
+        """Whether the solver chooses its own steps (``dopri5``): not exportable."""
+        return self.solver in ADAPTIVE
+
+    @property
     def sequential_passes(self) -> int:
-        return self.steps * SOLVERS[self.solver]
+        return self.steps * SOLVERS.get(self.solver, 6)  # dopri5: 6 passes per step, steps unknown
 
     def to_model_space(self, z, c=None, eps=None):
         def v(x, t):
             return self.velocity(x, x.new_full((x.shape[0],), t), c)
 
-        x = fixed_step(v, z.reshape(z.shape[0], *self.shape), self.steps, self.solver)
+        x0 = z.reshape(z.shape[0], *self.shape)
+        if self.adaptive:
+            from torchdiffeq import odeint
+
+            tol = ADAPTIVE[self.solver]
+            ts = torch.tensor([0.0, 1.0], dtype=x0.dtype, device=x0.device)
+            x = odeint(lambda t, x: v(x, float(t.detach())), x0, ts, rtol=tol, atol=tol, method=self.solver)[-1]
+        else:
+            x = fixed_step(v, x0, self.steps, self.solver)
         return x if self.head is None else self.head(x)

@@ -3,8 +3,11 @@
 The family builds its network from a partial called with the data's shape, as the other families do:
 ``net(in_shape=shape, cond_dim=C)`` maps ``(x (B, *shape), t (B,), c (B, C) or None) -> (B, *shape)``.
 
-* ``VelocityMLP``: vectors (toys, TPC responses, any array), the sample flattened beside a
-  sinusoidal embedding of ``t`` and the conditions;
+* ``VelocityMLP``: vectors (toys, any array), the sample flattened beside a sinusoidal embedding of
+  ``t`` and the conditions, concatenated once at the input;
+* ``VelocityResNet``: vectors whose distribution depends strongly on the conditions (TPC responses):
+  residual blocks, each normalised and then scaled and shifted by an embedding of ``t`` and the
+  conditions (FiLM, Perez et al. 2018), so every layer sees them;
 * ``VelocityUNet``: images ``(C, H, W)``, a small convolutional U-Net whose blocks take ``t`` and the
   conditions as a per-channel shift.
 """
@@ -65,6 +68,60 @@ class VelocityMLP(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         h = [x.flatten(1), self.embed(t)] + ([] if c is None else [c])
         return self.net(torch.cat(h, dim=1)).view(-1, *self.shape)
+
+
+class _FiLMBlock(nn.Module):
+    """``h + W2 act(W1 (LN(h) (1 + scale(e)) + shift(e)))``: a pre-norm residual block modulated by ``e``."""
+
+    def __init__(self, width: int, emb_dim: int, act: str):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.film = nn.Linear(emb_dim, 2 * width)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+        self.lin1, self.act, self.lin2 = nn.Linear(width, width), named_activation(act), nn.Linear(width, width)
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(e).chunk(2, dim=1)
+        return h + self.lin2(self.act(self.lin1(self.norm(h) * (1 + scale) + shift)))
+
+
+class VelocityResNet(nn.Module):
+    """``(x, t, c) -> v`` for vectors: an input layer, residual blocks that each take ``t`` and the
+    conditions through a learned scale and shift of their normalised input (FiLM), an output layer.
+
+    The embedding ``e = MLP([emb(t), c])`` is computed once per call; each block maps it to its own
+    scale and shift (initialised at zero: every block starts as the identity on its input).
+
+    Args:
+        in_shape: One sample's shape (flattened).
+        cond_dim: Condition width (0: unconditional).
+        hidden: Width of the residual stream, one block per entry (all equal, e.g. ``[256, 256, 256]``).
+        activation: Activation name.
+        time_dim: Width of the time embedding.
+        emb_dim: Width of the joint embedding of time and conditions.
+    """
+
+    def __init__(self, in_shape: Sequence[int], cond_dim: int = 0, hidden: Sequence[int] = (256, 256, 256),
+                 activation: str = "silu", time_dim: int = 32, emb_dim: int = 128):
+        super().__init__()
+        widths = [int(w) for w in hidden]
+        if not widths or len(set(widths)) != 1:
+            raise ValueError(f"VelocityResNet needs equal widths (one per block), got {list(hidden)}")
+        self.shape, width, d = tuple(in_shape), widths[0], math.prod(in_shape)
+        self.time = SinusoidalEmbedding(time_dim)
+        self.embed = MLP(time_dim + cond_dim, emb_dim, [emb_dim], activation, out_activation=activation)
+        self.inp = nn.Linear(d, width)
+        self.blocks = nn.ModuleList(_FiLMBlock(width, emb_dim, activation) for _ in widths)
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, d))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        e = self.time(t)
+        e = self.embed(e if c is None else torch.cat([e, c], dim=1))
+        h = self.inp(x.flatten(1))
+        for block in self.blocks:
+            h = block(h, e)
+        return self.out(h).view(-1, *self.shape)
 
 
 class _Block(nn.Module):

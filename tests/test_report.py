@@ -308,3 +308,41 @@ def test_report_over_a_tpc_a_leaf_and_a_toy_run_shows_each_ones_own_metric(tmp_p
     rep = build_report(day)
     assert rep.metrics == ["chi2", "prop/mean_w1", "multivariate/energy"]  # each run's own, none blank
     assert (day / "multivariate_energy_curves.png").exists()
+
+
+def test_speeds_time_each_batch_and_skip_one_that_would_take_too_long():
+    import time
+
+    from gentwin.training.timing import speeds
+
+    class Slow:  # at least 1e-4 s per sample: batch 10,000 would take >= 1 s
+        cond_dim, device, calls = 0, "cpu", []
+
+        def sample(self, n, c=None):
+            self.calls.append(n)
+            time.sleep(1e-4 * n)
+
+    m = Slow()
+    out = speeds(m, batches=(1, 100, 10_000), budget_s=0.5, min_s=0.0)
+    assert set(out) == {"speed/samples_per_s_batch1", "speed/samples_per_s_batch100"}
+    assert 10_000 not in m.calls and m.calls[:2] == [1, 1]  # a warm-up call, then one timed call each
+    assert 0 < out["speed/samples_per_s_batch100"] <= 1e4
+
+
+def test_tradeoff_view_puts_each_run_beside_its_floors_and_speeds(tmp_path, capsys):
+    base = {"chi2": 2000.0, "chi2_floor": 1000.0, "classifier/auc": 0.6, "sparsity/n_hits_chi2": 300.0,
+            "sparsity/n_hits_chi2_floor": 200.0, "speed/samples_per_s_batch1": 90.0,
+            "speed/samples_per_s_batch100": 5000.0, "speed/samples_per_s_batch10000": 8000.0, "wall_time_s": 60.0}
+    gan = fake_job(tmp_path / "runs", 0, ["experiment=tpc_cpu"], 1, base)
+    fm = fake_job(tmp_path / "runs", 1, ["experiment=tpc_flow_matching"], 1,
+                  {**base, "chi2": 1500.0, "speed/samples_per_s_batch10000": 700.0})
+    (fm / ".hydra" / "config.yaml").write_text("seed: 1\nmodel:\n  steps: 20\n  solver: midpoint\n")
+    assert main([str(gan), str(fm), "view=tradeoff", f"out={tmp_path / 'rep'}"]) == 0
+    text = (tmp_path / "rep" / "tradeoff.md").read_text()
+    assert text in capsys.readouterr().out
+    lines = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| 0_")
+             or line.startswith("| 1_")}
+    gan_line, fm_line = lines[gan.name], lines[fm.name]
+    assert "| one pass | 2000 (2.00x) | 0.6 | 300 (1.50x) | 90 | 5000 | 8000 | 60 |" in gan_line
+    assert "| midpoint x 20 | 1500 (1.50x) |" in fm_line and "| 700 |" in fm_line
+    assert not (tmp_path / "rep" / "report.md").exists()

@@ -20,6 +20,11 @@ import numpy as np
 from gentwin.errors import UsageError
 
 DEFAULT_EXTRA = ("samples_per_second", "wall_time_s")
+#: The trade-off view's speed columns: samples per second at batch 1, 100 and 10,000 (a run's final evaluation).
+SPEEDS = ("speed/samples_per_s_batch1", "speed/samples_per_s_batch100", "speed/samples_per_s_batch10000")
+#: The trade-off view's fidelity columns beside the monitored metric, where the runs recorded them.
+TRADEOFF = ("halves/chi2", "classifier/auc", "sparsity/n_hits_chi2", "sparsity/spectrum_w1", "sparsity/n_faint_mean_fake",
+            "sparsity/empty_fraction_diff")
 # Overrides that never tell runs of one sweep apart.
 IGNORED = {"seed", "ckpt_path", "hydra.run.dir"}
 
@@ -41,6 +46,7 @@ class Job:
     model: str = ""  # the group choices the run was made with
     dataset: str = ""
     warnings: list[str] = field(default_factory=list)  # what metrics.json says went wrong
+    sampler: str = ""  # an ODE family's solver and steps ("midpoint x 20"), else ""
 
     @property
     def own(self) -> tuple[float, float | None, float | None]:
@@ -111,6 +117,9 @@ def read_job(path: Path) -> Job:
     job = Job(path=path, num=num, overrides=overrides, seed=seed, status="unfinished", mode=mode, published=published,
               model=str(choices.get("model", overrides.get("model", ""))),
               dataset=str(choices.get("dataset", overrides.get("dataset", ""))))
+    model_cfg = config.get("model") if isinstance(config.get("model"), dict) else {}
+    if isinstance(model_cfg.get("steps"), int) and model_cfg.get("solver"):
+        job.sampler = f"{model_cfg['solver']} x {model_cfg['steps']}"
     summary = path / "metrics.json"
     if summary.exists():
         try:
@@ -325,3 +334,33 @@ def table_csv(rep: Report) -> str:
             w.writerow([*(v for _, v in row.key), metric, len(values), repr(mean), repr(std),
                         *[repr(values[s]) if s in values else "" for s in seeds]])
     return buf.getvalue()
+
+
+def tradeoff_table(rep: Report, metrics: list[str] | None = None) -> list[str]:
+    """Fidelity against generation speed, one line per finished run (``report view=tradeoff``): its model
+    and sampler, the monitored metric and ``metrics`` (default: the classifier AUC and the TPC sparsity
+    statistics, where recorded), each as ``value (value / floor)`` where the run recorded a floor, then
+    samples per second at batch 1, 100 and 10,000 and the training time. Runs of several families on the
+    same data answer which one to choose: how close to a second real sample, at what speed."""
+    done = [j for j in rep.jobs if j.status == "ok"]
+    if not done:
+        return []
+    monitor = rep.monitor
+    wanted = [m for m in (metrics or TRADEOFF) if m != monitor]
+    cols = [m for m in [monitor, *wanted] if m and any(m in j.metrics for j in done)]
+    speeds = [m for m in SPEEDS if any(m in j.metrics for j in done)]
+    head = ["run", "model", "sampler", *cols, *[f"samples/s @{m.rsplit('batch', 1)[-1]}" for m in speeds],
+            "training s"]
+    lines = ["## Fidelity against generation speed", "",
+             "Each metric as value (value / its real-vs-real floor) where the run recorded a floor; samples per "
+             "second of `sample` on the run's machine and threads.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for j in done:
+        cells = [j.path.name, j.model or "–", j.sampler or "one pass"]
+        for m in cols:
+            v, f = j.metrics.get(m), j.metrics.get(f"{m}_floor")
+            cells.append(_fmt(v) + (f" ({v / f:.2f}x)" if v is not None and f else ""))
+        cells += [_fmt(j.metrics.get(m)) for m in speeds]
+        cells.append(_fmt(j.metrics.get("wall_time_s")))
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]

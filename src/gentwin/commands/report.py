@@ -4,7 +4,8 @@ Usage::
 
     report <sweep folder> [metrics=a,b] [out=DIR] [plots=false]
     report <run folder> [<run folder> ...]      report outputs/<date>
-    (the same as options: --metrics a,b --out DIR --no-plots)
+    report <run folders> view=tradeoff          fidelity against generation speed, one line per run
+    (the same as options: --metrics a,b --out DIR --no-plots --view tradeoff)
 
 The runs (folders holding ``.hydra/``, at any depth below the folders given) are grouped by their
 overrides other than ``seed``, as the jobs of a sweep are; each group is one row: every seed's final
@@ -24,6 +25,13 @@ monitored metric, ``samples_per_second`` and ``wall_time_s``. Jobs without ``met
 listed as failed (with the first line of the ``error.txt`` that ``run`` writes in multirun mode) or
 unfinished (running, killed, or failed before any record).
 
+``view=tradeoff`` writes ``tradeoff.md`` (also printed) instead: one line per run, its model and
+sampler (an ODE family's solver and steps), the monitored metric, the classifier AUC and the TPC sparsity
+statistics (or ``metrics``), each beside its ratio to the real-vs-real floor, then the samples per second
+of ``sample`` at batch 1, 100 and 10,000 that the run's final evaluation measured, and the training time:
+families trained on the same data side by side. Its plot, ``<metric>_minutes.png``: each run's
+validation curve of the monitored metric against training minutes, its final value as a star.
+
 Exit codes: 0 written; 1 no job finished (the failures are still listed); 2 no runs in the folder,
 or an unknown metric.
 """
@@ -36,10 +44,10 @@ from pathlib import Path
 
 from gentwin.commands import common
 from gentwin.errors import EXIT_FAILED, EXIT_OK, UsageError
-from gentwin.report import DEFAULT_EXTRA, Report, build_report, markdown, table_csv
+from gentwin.report import DEFAULT_EXTRA, Report, build_report, markdown, table_csv, tradeoff_table
 
 #: ``key=value`` arguments and the options they stand for (see ``common.options``).
-OPTIONS = {"metrics": "--metrics", "out": "--out"}
+OPTIONS = {"metrics": "--metrics", "out": "--out", "view": "--view"}
 SWITCHES = {"plots": ("--no-plots", False)}
 
 
@@ -68,6 +76,30 @@ def write_report(rep: Report, out: str | Path | None = None, plots: bool = True)
     return written
 
 
+def write_tradeoff(rep: Report, out: str | Path | None, metrics: list[str] | None, plots: bool = True) -> int:
+    """``view=tradeoff``: writes and prints ``tradeoff.md``, and plots the monitored metric against training
+    minutes (``<metric>_minutes.png``)."""
+    from gentwin.atomic import write_text
+
+    lines = tradeoff_table(rep, metrics)
+    if not lines:
+        print(f"error: none of the {len(rep.jobs)} runs in {rep.root} finished", file=sys.stderr)
+        return EXIT_FAILED
+    out = Path(out) if out else rep.root
+    out.mkdir(parents=True, exist_ok=True)
+    text = "\n".join([f"# Trade-off: {rep.root}", "", *lines])
+    write_text(out / "tradeoff.md", text)
+    written = [out / "tradeoff.md"]
+    if plots and rep.monitor:
+        from gentwin.plots.report import plot_minutes
+
+        path = plot_minutes(rep, rep.monitor, out)
+        written += [path] if path else []
+    print(text)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``report`` console script; returns the exit code."""
     parser = argparse.ArgumentParser(prog="report", description=__doc__,
@@ -79,12 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="folder for report.md, report.csv and plots (default: the "
                         "folder, or the deepest folder holding all the runs given)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.add_argument("--view", choices=("sweep", "tradeoff"), default="sweep",
+                        help="sweep: tables of metrics over seeds (default); tradeoff: fidelity against "
+                        "generation speed, one line per run")
     args = parser.parse_args(common.options(sys.argv[1:] if argv is None else argv, OPTIONS, SWITCHES))
+    metrics = [m for m in (args.metrics or "").split(",") if m] or None
     try:
-        rep = build_report(args.folders, [m for m in (args.metrics or "").split(",") if m] or None)
+        rep = build_report(args.folders, metrics)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    if args.view == "tradeoff":
+        return write_tradeoff(rep, args.out, metrics, plots=not args.no_plots)
     written = write_report(rep, args.out, plots=not args.no_plots)
     print(markdown(rep))
     print("wrote " + ", ".join(str(p) for p in written))

@@ -99,6 +99,65 @@ def read_curve(job: Job, tag: str) -> tuple[np.ndarray, np.ndarray, str] | None:
     return steps.astype(float), values, "step"
 
 
+def read_minutes(job: Job, tag: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(training minutes, values)`` of scalar ``tag`` in the job's TensorBoard events: each event's
+    wall time from the run's first logged scalar."""
+    tb = job.path / "tb"
+    if not tb.is_dir():
+        return None
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb), size_guidance={"scalars": 0, "images": 1, "histograms": 1,
+                                                   "tensors": 1, "audio": 1, "compressedHistograms": 1})
+    acc.Reload()
+    tags = acc.Tags().get("scalars", [])
+    if tag not in tags:
+        return None
+    start = min(acc.Scalars(t)[0].wall_time for t in tags if acc.Scalars(t))
+    events = acc.Scalars(tag)
+    return (np.array([(e.wall_time - start) / 60 for e in events]), np.array([e.value for e in events], dtype=float))
+
+
+def plot_minutes(rep: Report, metric: str, out: Path) -> Path | None:
+    """``val/<metric>`` against training minutes, one line per run, each run's final value (the checkpoint
+    it ended with, re-evaluated) as a star at its training time: the trade-off view's curve, families
+    side by side on the clock rather than on epochs of different cost."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ys, drawn = [], False
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, j in enumerate(x for x in rep.jobs if x.status == "ok"):
+        curve = read_minutes(j, f"val/{metric}")
+        if curve is None:
+            continue
+        color = colors[i % len(colors)]
+        ax.plot(*curve, color=color, linewidth=1.4, label=f"{j.path.name} ({j.model or '?'})")
+        ys.extend(curve[1])
+        final, wall = j.metrics.get(metric), j.metrics.get("wall_time_s")
+        if final is not None and wall is not None:
+            ax.plot([wall / 60], [final], marker="*", markersize=12, color=color, markeredgecolor="black",
+                    linestyle="none")
+            ys.append(final)
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    from matplotlib.lines import Line2D
+
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], marker="*", color="gray", markeredgecolor="black", markersize=10, linestyle="none"))
+    labels.append("final evaluation")
+    v = np.asarray([y for y in ys if np.isfinite(y)])
+    if v.size > 1 and (v > 0).all() and v.max() / v.min() >= 10:  # early validations dwarf the end
+        ax.set_yscale("log")
+    return _save(fig, ax, ys, "training minutes", f"val/{metric} (held-out vs generated)",
+                 out / f"{_slug(metric)}_minutes.png", (handles, labels), title=f"{metric} against training time")
+
+
 def plot_curves(rep: Report, metric: str, out: Path) -> Path | None:
     """``val/<metric>`` against the epoch: each run as a thin line, each row's mean over its seeds as a
     thick one, the real-vs-real floor (``val/<metric>_floor``, where logged) as a dashed line and each

@@ -89,31 +89,41 @@ def evaluate(model, dm, entries: dict, figures: bool = True, seed: int | None = 
         metrics = run_metrics(entries, real_props, dm.properties(fake[keep], c_kept), dm.conditions(c_kept),
                               second)
     if model.has_likelihood:  # flows exactly, VAEs through the ELBO bound: nats per sample
+        m = getattr(model, "nll_samples", None)  # a costly likelihood (an ODE solve): the first m events
         with torch.no_grad():
-            x = torch.as_tensor(real, dtype=torch.float32, device=model.device)
-            lp = model.log_prob(x, None if c is None else c.to(model.device))
+            x = torch.as_tensor(real[:m], dtype=torch.float32, device=model.device)
+            cx = None if c is None else c[:m].to(model.device)
+            lp = model.log_prob(x, cx)
         metrics["nll"] = float(-lp.mean())
-        metrics.update(model.diagnostics(x, None if c is None else c.to(model.device)))
+        metrics.update(model.diagnostics(x, cx))
     metrics["finite_fraction"] = float(finite.mean())
     metrics["samples_per_second"] = rate
     figs = dm.figures(real[keep], fake[keep], c_kept) if figures and finite.sum() >= 2 else {}
     return metrics, figs, (fake, c_raw)
 
 
-def final_evaluation(model, dm, entries: dict, seed: int, n: int | None = None, figures: bool = True):
+def final_evaluation(model, dm, entries: dict, seed: int, n: int | None = None, figures: bool = True,
+                     speed: bool = True):
     """The one final evaluation of a model: what a run writes into ``metrics.json`` and what
     ``evaluate <checkpoint>`` writes into ``evaluation.json`` (``metrics``), the same numbers for the
     same weights, ``seed`` and ``n``.
 
     :func:`evaluate` with every metric entry (those of ``metric.final_only`` included), the torch
     RNG seeded with ``seed`` before sampling, on the first ``n`` held-out events (all if ``None``).
-    Only ``samples_per_second`` is a measurement and varies between calls. Its long steps (the classifier
+    With ``speed``, the samples per second at batch 1, 100 and 10,000 (``speed/...``,
+    :func:`gentwin.training.timing.speeds`). Only ``samples_per_second`` and ``speed/...`` are
+    measurements and vary between calls. Its long steps (the classifier
     test, leaf post-processing) print progress lines (``gentwin.progress.shown``), into ``run.log`` in a run.
     """
     from gentwin.progress import shown
 
     with shown():
-        return evaluate(model, dm, entries, figures=figures, seed=seed, n=n)
+        metrics, figs, samples = evaluate(model, dm, entries, figures=figures, seed=seed, n=n)
+    if speed:  # after the comparison, so that the timing's random draws change none of its numbers
+        from gentwin.training.timing import speeds
+
+        metrics.update(speeds(model, dm.c_raw_val))  # conditions in data units, as model.sample takes them
+    return metrics, figs, samples
 
 
 def validation_entries(entries: dict, final_only, monitor: str) -> dict:

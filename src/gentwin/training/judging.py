@@ -134,6 +134,8 @@ def evaluate_checkpoint(checkpoint: str, n: int | None = None, seed: int | None 
         raise DataError(f"{checkpoint}: {n} held-out samples; the floor needs two halves of at least 10")
     metrics, figures, (fake, _) = final_evaluation(model, dm, entries, seed, n)
     metrics.pop("samples_per_second")
+    for k in [k for k in metrics if k.startswith("speed/")]:
+        metrics.pop(k)
     real = dm.x_raw_val[sl][:n]
     c_raw = None if dm.c_raw_val is None else dm.c_raw_val[sl][:n]
     # Halves A and B of the held-out events; the generated samples at B's conditions are compared with A,

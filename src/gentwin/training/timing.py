@@ -64,6 +64,36 @@ def torch_times(model, batches=BATCHES, repeats: int = 5, cond: np.ndarray | Non
     return out
 
 
+def speeds(model, cond: np.ndarray | None = None, batches=BATCHES, budget_s: float = 10.0,
+           min_s: float = 0.2) -> dict[str, float]:
+    """Samples per second of ``model.sample`` at each batch size, as a run's final evaluation records
+    them (``speed/samples_per_s_batch<B>``): the trade-off table's columns
+    (``report view=tradeoff``).
+
+    A warm-up call at batch 1, then at each batch timed calls until ``min_s`` seconds or 5 calls. A batch
+    whose one call would take more than ``budget_s`` seconds at the previous batch's rate is skipped (a
+    slow sampler at batch 10,000), so no evaluation waits minutes for a speed figure.
+    """
+    out, per_sample = {}, 0.0
+    with torch.no_grad():
+        for i, b in enumerate(batches):
+            if per_sample * b > budget_s:
+                continue
+            c = _conditions(cond, model.cond_dim, b)
+            c = None if c is None else torch.as_tensor(c, device=model.device)
+            if i == 0:
+                model.sample(b, c)
+            seconds, n = 0.0, 0
+            while n == 0 or (n < 5 and seconds < min_s):
+                t0 = time.perf_counter()
+                model.sample(b, c)
+                seconds += time.perf_counter() - t0
+                n += 1
+            per_sample = seconds / (n * b)
+            out[f"speed/samples_per_s_batch{b}"] = 1.0 / max(per_sample, 1e-12)
+    return out
+
+
 def onnx_times(onnx_file: Path, batches=BATCHES, repeats: int = 5, cond: np.ndarray | None = None,
                provider: str = "CPUExecutionProvider") -> dict[str, dict[str, float]]:
     """``{batch: {"mean_s", "std_s"}}`` of the exported file under onnxruntime, inputs as its sidecar JSON names

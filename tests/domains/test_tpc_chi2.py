@@ -102,3 +102,17 @@ def test_real_floor_scale():
         tpc_properties(test.images), tpc_properties(np.roll(test.images, 1, axis=1)), test.profile_variables()
     )
     assert shifted["chi2"] > 20 * N_TERMS
+
+
+def test_halves_chi2_puts_a_perfect_generator_at_its_floor_and_a_shifted_one_far_above(sim):
+    from gentwin.domains.tpc.metrics import tpc_chi2_halves
+
+    x, cond = sim
+    real = tpc_properties(x)
+    same = tpc_chi2_halves(real, real, cond)  # the generated event of each B row is B's real one
+    assert same["chi2"] == same["chi2_floor"] and same["chi2_amp"] == same["chi2_amp_floor"]
+    assert 0 < same["chi2_floor"] < 1.5 * N_TERMS  # two halves of one sample: about one per term
+    shifted = tpc_chi2_halves(real, tpc_properties(np.roll(x, 1, axis=2)), cond)
+    assert shifted["chi2_floor"] == same["chi2_floor"] and shifted["chi2"] > 10 * shifted["chi2_floor"]
+    # the paired chi2 of identical moments is 0, far below any floor: why the halves are the comparison
+    assert tpc_chi2(real, real, cond)["chi2"] == 0.0

@@ -190,3 +190,37 @@ def tpc_chi2(
     out["n_invalid_real"] = float(np.isnan(np.asarray(real["Mean0"], dtype=np.float64)).sum())
     out["n_invalid_fake"] = float(np.isnan(np.asarray(fake["Mean0"], dtype=np.float64)).sum())
     return out
+
+
+def tpc_chi2_halves(
+    real: dict[str, np.ndarray],
+    fake: dict[str, np.ndarray],
+    cond: dict[str, np.ndarray],
+    variables=PROFILE_VARIABLES,
+    n_bins: int = 19,
+    n_bootstrap: int = 100,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Metric entry: the profile chi2 beside its real-vs-real floor, on equal footing.
+
+    :func:`tpc_chi2` compares each held-out event with the event generated for its own conditions, so
+    the profiles of both share their condition values; two real samples never do (the floor of
+    ``scripts/tpc_floor.py`` compares events of different conditions), and a perfect generator scores
+    well below that floor. Here the held-out events are split at random (``seed``) into halves A and B
+    (as :func:`gentwin.domains.tpc.sparsity.sparsity_metrics` does): ``chi2`` compares A with the events
+    generated for B's conditions, ``chi2_floor`` compares A with B. Same sizes, same conditions on
+    either side: a value near its floor is as close to A as a second real sample.
+
+    Returns:
+        ``chi2``, ``chi2_floor``, ``chi2_amp`` and ``chi2_amp_floor`` (with the summed amplitude).
+    """
+    from gentwin.metrics.floors import split_halves
+
+    n = len(np.asarray(real["Mean0"]))
+    ia, ib = split_halves(n, seed)
+    rows = lambda d, i: {k: np.asarray(v)[i] for k, v in d.items()}  # noqa: E731
+    args = dict(variables=variables, n_bins=n_bins, n_bootstrap=n_bootstrap, seed=seed)
+    value = tpc_chi2(rows(real, ia), rows(fake, ib), rows(cond, ia), cond_fake=rows(cond, ib), **args)
+    floor = tpc_chi2(rows(real, ia), rows(real, ib), rows(cond, ia), cond_fake=rows(cond, ib), **args)
+    return {"chi2": value["chi2"], "chi2_floor": floor["chi2"], "chi2_amp": value["chi2_amp"],
+            "chi2_amp_floor": floor["chi2_amp"]}

@@ -3,7 +3,7 @@
 Usage::
 
     sample <checkpoint.ckpt> out=<file.npz|.h5|.root|.csv|.dat> [n=N] [conditions=<file>] [from_dataset=true]
-           [extrapolate=true] [seed=0] [threads=N] [batch_size=65536] [steps=N] [solver=euler|midpoint|rk4]
+           [extrapolate=true] [seed=0] [threads=N] [batch_size=65536] [steps=N] [solver=euler|midpoint|rk4|dopri5]
     sample <checkpoint.ckpt> timing=true [threads=1] [steps=N] [solver=...]
 
 ``steps`` and ``solver`` change how a model that solves an ODE (flow matching) samples.

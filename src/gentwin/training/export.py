@@ -192,6 +192,10 @@ def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = N
     out = output(checkpoint, fmt, out, force)
     model = model if model is not None else load(checkpoint)
     sampler = model.eval().export_module().with_inputs(condition_inputs(model, checkpoint))
+    if getattr(sampler, "adaptive", False):
+        raise ExportError(f"{checkpoint}: its solver {sampler.solver!r} chooses its steps per input, which an "
+                          f"exported graph cannot; export a fixed-step one (train or sample with model.solver=rk4 "
+                          f"and model.steps=N)")
     out.parent.mkdir(parents=True, exist_ok=True)
     write = export_onnx if fmt == "onnx" else export_torchscript
     try:

@@ -7,7 +7,7 @@ metrics with their floors, the classifier AUC, and the samples per second of ``s
 (``sample ... steps=N``). The table is ``report view=tradeoff``'s, one line per run and step count.
 
     python scripts/bench_tradeoff.py outputs/<date>/<run> [<run> ...] [--steps 5,10,20,40]
-        [--metrics classifier/auc,...] [--threads 1]
+        [--metrics classifier/auc,...] [--reference] [--threads 1]
 
 A run's own line (its trained steps) repeats its ``metrics.json``, the speeds aside (measurements).
 """
@@ -34,7 +34,7 @@ def checkpoint_of(run: Path) -> Path:
     raise SystemExit(f"{run}: no checkpoints/best.ckpt or last.ckpt")
 
 
-def jobs_of(run: Path, steps: list[int]):
+def jobs_of(run: Path, steps: list[int], reference: bool = False):
     """The run's job record, once per step count (its own first), with re-evaluated metrics."""
     from gentwin.report import read_job
     from gentwin.training.checkpoint import load_model, metric_entries, read_checkpoint, safe_instantiate
@@ -50,18 +50,19 @@ def jobs_of(run: Path, steps: list[int]):
     try:
         model.set_sampling()
         own = model.steps
-        settings = [own, *[s for s in steps if s != own]]
+        solver = model.solver
+        settings = [(solver, own), *[(solver, s) for s in steps if s != own]] + ([("dopri5", own)] if reference else [])
     except NotImplementedError:
-        settings = [None]  # one network pass: one line
+        settings = [(None, None)]  # one network pass: one line
     out = []
-    for s in settings:
+    for solver, s in settings:
         if s is not None:
-            model.set_sampling(steps=s)
+            model.set_sampling(steps=s, solver=solver)
         metrics, _, _ = final_evaluation(model, dm, entries, seed=info.get("seed") or 0, figures=False)
         metrics["wall_time_s"] = job.metrics.get("wall_time_s", float("nan"))
-        name = run.name if s is None else f"{run.name} (steps={s})"
-        out.append(dataclasses.replace(job, path=Path(name), metrics=metrics,
-                                       sampler="" if s is None else f"{model.solver} x {s}"))
+        label = "" if s is None else "dopri5 (adaptive, tol 1e-5)" if solver == "dopri5" else f"{solver} x {s}"
+        name = run.name if s is None else f"{run.name} ({label})"
+        out.append(dataclasses.replace(job, path=Path(name), metrics=metrics, sampler=label))
         print(f"  {name}: evaluated", file=sys.stderr)
     return out
 
@@ -74,11 +75,13 @@ def main() -> int:
     p.add_argument("--steps", default="5,10,20,40", help="solver steps of ODE models, comma list")
     p.add_argument("--metrics", default=None, help="fidelity columns beside the monitored metric "
                    "(default: the classifier AUC and the TPC sparsity statistics)")
+    p.add_argument("--reference", action="store_true", help="an ODE model once more with the adaptive dopri5 "
+                   "solver: what the fixed-step lines converge to")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     steps = [int(s) for s in a.steps.split(",")]
-    jobs = [j for run in a.runs for j in jobs_of(run, steps)]
+    jobs = [j for run in a.runs for j in jobs_of(run, steps, a.reference)]
     monitors = [j.monitor for j in jobs if j.monitor]
     rep = Report(Path("."), jobs, [], [], {}, [], monitors[0] if monitors else None, None)
     print("\n".join(tradeoff_table(rep, a.metrics.split(",") if a.metrics else None)))

@@ -23,8 +23,8 @@ DEFAULT_EXTRA = ("samples_per_second", "wall_time_s")
 #: The trade-off view's speed columns: samples per second at batch 1, 100 and 10,000 (a run's final evaluation).
 SPEEDS = ("speed/samples_per_s_batch1", "speed/samples_per_s_batch100", "speed/samples_per_s_batch10000")
 #: The trade-off view's fidelity columns beside the monitored metric, where the runs recorded them.
-TRADEOFF = ("halves/chi2", "classifier/auc", "sparsity/n_hits_chi2", "sparsity/spectrum_w1", "sparsity/n_faint_mean_fake",
-            "sparsity/empty_fraction_diff")
+TRADEOFF = ("halves/chi2", "classifier/auc", "sparsity/n_hits_chi2", "sparsity/spectrum_w1",
+            "sparsity/n_faint_mean_fake", "sparsity/empty_fraction_diff")
 # Overrides that never tell runs of one sweep apart.
 IGNORED = {"seed", "ckpt_path", "hydra.run.dir"}
 

@@ -64,7 +64,7 @@ def torch_times(model, batches=BATCHES, repeats: int = 5, cond: np.ndarray | Non
     return out
 
 
-def speeds(model, cond: np.ndarray | None = None, batches=BATCHES, budget_s: float = 10.0,
+def speeds(model, cond: np.ndarray | None = None, batches=BATCHES, budget_s: float = 30.0,
            min_s: float = 0.2) -> dict[str, float]:
     """Samples per second of ``model.sample`` at each batch size, as a run's final evaluation records
     them (``speed/samples_per_s_batch<B>``): the trade-off table's columns

@@ -165,8 +165,10 @@ def test_a_run_and_evaluate_of_its_checkpoint_agree_on_every_shared_metric(tmp_p
     ran, evaluated = summary["metrics"], result["metrics"]
     assert result["seed"] == 3
     # every final metric but the measured generation rate, the final-only classifier and the likelihood included
+    speeds = {f"speed/samples_per_s_batch{b}" for b in (1, 100, 10_000)}  # measured, so the run's alone
+    assert speeds <= set(ran) and all(ran[k] > 0 for k in speeds)
     assert set(evaluated) == set(ran) - {"samples_per_second", "wall_time_s", "steps", "epochs",
-                                         "train_steps_per_second", "best_epoch"}
+                                         "train_steps_per_second", "best_epoch"} - speeds
     assert {"classifier/auc", "classifier/jsd", "fpd", "fpd/kpd", "prop/mean_w1", "nll", "finite_fraction"} <= set(
         evaluated)
     assert {k: evaluated[k] for k in evaluated} == {k: ran[k] for k in evaluated}  # same weights, samples, recipe

@@ -346,3 +346,14 @@ def test_tradeoff_view_puts_each_run_beside_its_floors_and_speeds(tmp_path, caps
     assert "| one pass | 2000 (2.00x) | 0.6 | 300 (1.50x) | 90 | 5000 | 8000 | 60 |" in gan_line
     assert "| midpoint x 20 | 1500 (1.50x) |" in fm_line and "| 700 |" in fm_line
     assert not (tmp_path / "rep" / "report.md").exists()
+
+
+def test_tradeoff_view_says_how_many_samples_of_a_diverging_model_were_finite(tmp_path):
+    from gentwin.report import tradeoff_table
+
+    base = {"chi2": 2000.0, "classifier/auc": 0.6, "finite_fraction": 1.0}
+    fake_job(tmp_path / "runs", 0, ["experiment=tpc_cpu"], 1, base)
+    assert "finite_fraction" not in "\n".join(tradeoff_table(build_report(tmp_path / "runs")))
+    fake_job(tmp_path / "runs", 1, ["experiment=tpc_maf"], 1, {**base, "finite_fraction": 0.2424})
+    lines = tradeoff_table(build_report(tmp_path / "runs"))
+    assert "| finite_fraction |" in lines[4] and "| 0.2424 |" in lines[-2]

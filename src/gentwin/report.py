@@ -348,6 +348,8 @@ def tradeoff_table(rep: Report, metrics: list[str] | None = None) -> list[str]:
     monitor = rep.monitor
     wanted = [m for m in (metrics or TRADEOFF) if m != monitor]
     cols = [m for m in [monitor, *wanted] if m and any(m in j.metrics for j in done)]
+    if any(j.metrics.get("finite_fraction", 1.0) < 1.0 for j in done):  # a diverging model: say how much
+        cols.append("finite_fraction")
     speeds = [m for m in SPEEDS if any(m in j.metrics for j in done)]
     head = ["run", "model", "sampler", *cols, *[f"samples/s @{m.rsplit('batch', 1)[-1]}" for m in speeds],
             "training s"]

@@ -135,7 +135,7 @@ def plot_minutes(rep: Report, metric: str, out: Path) -> Path | None:
         if curve is None:
             continue
         color = colors[i % len(colors)]
-        ax.plot(*curve, color=color, linewidth=1.4, label=f"{j.path.name} ({j.model or '?'})")
+        ax.plot(*curve, color=color, linewidth=1.4, label=f"{j.model or '?'}: {j.path.name}")
         ys.extend(curve[1])
         final, wall = j.metrics.get(metric), j.metrics.get("wall_time_s")
         if final is not None and wall is not None:

@@ -76,8 +76,8 @@ def plot_metric(rep: Report, metric: str, out: Path) -> Path | None:
                  title=f"{metric}: mean ± std (sample, ddof 1) over seeds")
 
 
-def read_curve(job: Job, tag: str) -> tuple[np.ndarray, np.ndarray, str] | None:
-    """``(epochs or steps, values, x label)`` of scalar ``tag`` in the job's TensorBoard events."""
+def _events(job: Job, tag: str):
+    """The job's TensorBoard scalars (an ``EventAccumulator``, loaded) when they hold ``tag``, else None."""
     tb = job.path / "tb"
     if not tb.is_dir():
         return None
@@ -86,9 +86,15 @@ def read_curve(job: Job, tag: str) -> tuple[np.ndarray, np.ndarray, str] | None:
     acc = EventAccumulator(str(tb), size_guidance={"scalars": 0, "images": 1, "histograms": 1,
                                                    "tensors": 1, "audio": 1, "compressedHistograms": 1})
     acc.Reload()
-    tags = set(acc.Tags().get("scalars", []))
-    if tag not in tags:
+    return acc if tag in acc.Tags().get("scalars", []) else None
+
+
+def read_curve(job: Job, tag: str) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """``(epochs or steps, values, x label)`` of scalar ``tag`` in the job's TensorBoard events."""
+    acc = _events(job, tag)
+    if acc is None:
         return None
+    tags = set(acc.Tags()["scalars"])
     events = acc.Scalars(tag)
     steps = np.array([e.step for e in events])
     values = np.array([e.value for e in events], dtype=float)
@@ -102,18 +108,10 @@ def read_curve(job: Job, tag: str) -> tuple[np.ndarray, np.ndarray, str] | None:
 def read_minutes(job: Job, tag: str) -> tuple[np.ndarray, np.ndarray] | None:
     """``(training minutes, values)`` of scalar ``tag`` in the job's TensorBoard events: each event's
     wall time from the run's first logged scalar."""
-    tb = job.path / "tb"
-    if not tb.is_dir():
+    acc = _events(job, tag)
+    if acc is None:
         return None
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(tb), size_guidance={"scalars": 0, "images": 1, "histograms": 1,
-                                                   "tensors": 1, "audio": 1, "compressedHistograms": 1})
-    acc.Reload()
-    tags = acc.Tags().get("scalars", [])
-    if tag not in tags:
-        return None
-    start = min(acc.Scalars(t)[0].wall_time for t in tags if acc.Scalars(t))
+    start = min(acc.Scalars(t)[0].wall_time for t in acc.Tags()["scalars"] if acc.Scalars(t))
     events = acc.Scalars(tag)
     return (np.array([(e.wall_time - start) / 60 for e in events]), np.array([e.value for e in events], dtype=float))
 

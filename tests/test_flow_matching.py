@@ -233,8 +233,12 @@ def test_final_nll_averages_the_first_nll_samples_events():
     metrics, _, _ = evaluate(m, DM(), {}, figures=False, seed=0)
     want = -log_prob(torch.as_tensor(DM.x_raw_val[:7])).mean().item()
     assert calls == [7] and metrics["nll"] == pytest.approx(want, rel=1e-4)
-    with pytest.raises(ValueError, match="model.nll_samples must be >= 1"):
-        model(nll_samples=0)
+    m.nll_samples = 0  # off: no likelihood solve at all
+    calls.clear()
+    metrics, _, _ = evaluate(m, DM(), {}, figures=False, seed=0)
+    assert calls == [] and "nll" not in metrics
+    with pytest.raises(ValueError, match="model.nll_samples must be >= 0"):
+        model(nll_samples=-1)
 
 
 def test_dopri5_samples_as_a_reference_and_is_not_exported(tmp_path):
@@ -254,3 +258,19 @@ def test_dopri5_samples_as_a_reference_and_is_not_exported(tmp_path):
     with pytest.raises(ExportError, match="chooses its steps per input"):
         export(ckpt, "onnx", tmp_path / "fm.onnx", model=m)
     assert not (tmp_path / "fm.onnx").exists()
+
+
+def test_a_likelihood_solve_over_nll_max_steps_gives_nan_and_no_val_nll():
+    torch.manual_seed(0)
+    m = model(nll_max_steps=1000).eval()
+    x = torch.randn(7, 2)
+    assert torch.isfinite(m.log_prob(x)).all()
+    m.nll_max_steps = 5  # an untrained field oscillates in t: its solve needs more steps than that
+    assert torch.isnan(m.log_prob(x)).all()
+    logged = []
+    m.log = lambda name, value, **kw: logged.append(name)
+    m.validation_step((x, None), 0)
+    assert logged == []
+    m.nll_max_steps = 1000
+    m.validation_step((x, None), 0)
+    assert logged == ["val/nll"]

@@ -79,10 +79,14 @@ def divergence(v: torch.Tensor, x: torch.Tensor, noise: torch.Tensor | None = No
 
 
 def ode_log_prob(velocity, x1: torch.Tensor, exact: bool, rtol: float = 1e-5, atol: float = 1e-5,
-                 method: str = "dopri5", generator: torch.Generator | None = None) -> torch.Tensor:
+                 method: str = "dopri5", generator: torch.Generator | None = None,
+                 max_steps: int | None = None) -> torch.Tensor:
     """``log p1(x1)``, ``(B,)``, of the flow ``dx/dt = velocity(x, t)`` (``t`` a 0-d tensor) carrying
     ``N(0, I)`` at ``t = 0`` to ``p1`` at ``t = 1``: ``x`` and ``a(t) = -int_t^1 div v`` integrated from 1
-    to 0 with torchdiffeq's adaptive ``method``; ``log p1(x1) = log N(x(0)) + a(0)``."""
+    to 0 with torchdiffeq's adaptive ``method``; ``log p1(x1) = log N(x(0)) + a(0)``.
+
+    With ``max_steps``, a solve that needs more adaptive steps (a stiff field, such as an untrained
+    network's on images) stops there and gives NaN for the batch instead of running for minutes."""
     from torchdiffeq import odeint
 
     noise = None if exact else (torch.randint(0, 2, x1.shape, generator=generator).to(x1) * 2 - 1)
@@ -99,7 +103,13 @@ def ode_log_prob(velocity, x1: torch.Tensor, exact: bool, rtol: float = 1e-5, at
         x1 = x1.clone()
         a = torch.zeros(x1.shape[0], dtype=x1.dtype, device=x1.device)
         ts = torch.tensor([1.0, 0.0], dtype=x1.dtype, device=x1.device)
-        x0, a0 = (s[-1] for s in odeint(f, (x1, a), ts, rtol=rtol, atol=atol, method=method))
+        options = None if max_steps is None else {"max_num_steps": int(max_steps)}
+        try:
+            x0, a0 = (s[-1] for s in odeint(f, (x1, a), ts, rtol=rtol, atol=atol, method=method, options=options))
+        except AssertionError as e:  # torchdiffeq's way of saying max_num_steps was reached
+            if "max_num_steps" not in str(e):
+                raise
+            return torch.full((x1.shape[0],), float("nan"), dtype=x1.dtype, device=x1.device)
         d = x0[0].numel()
         log_n = -0.5 * x0.flatten(1).pow(2).sum(1) - 0.5 * d * math.log(2 * math.pi)
         return log_n + a0
@@ -122,9 +132,11 @@ class FlowMatching(GenerativeModel):
         exact_trace_max_dim: Largest sample size whose divergence is an exact trace in ``log_prob``.
         nll_tol: Relative and absolute tolerance of the adaptive solver in ``log_prob``.
         nll_batches: Validation batches whose ``val/nll`` is computed (an adaptive solve costs
-            hundreds of network passes; ``None``: all).
+            hundreds of network passes; ``None``: all; 0: no ``val/nll``).
         nll_samples: Held-out events whose likelihood the final evaluation's ``nll`` averages (the
-            first ones; ``None``: all).
+            first ones; ``None``: all; 0: no ``nll``).
+        nll_max_steps: Most adaptive steps of one likelihood solve; a batch that needs more gets no
+            ``val/nll`` (and a NaN ``nll``) rather than minutes of solving (``None``: no limit).
         **kwargs: ``GenerativeModel`` arguments.
     """
 
@@ -133,7 +145,7 @@ class FlowMatching(GenerativeModel):
     def __init__(self, velocity, steps: int = 20, solver: str = "midpoint", ot: bool = False,
                  sigma_min: float = 0.0, ema: float | None = None, head: torch.nn.Module | None = None,
                  exact_trace_max_dim: int = 16, nll_tol: float = 1e-5, nll_batches: int | None = 4,
-                 nll_samples: int | None = 2048, **kwargs):
+                 nll_samples: int | None = 2048, nll_max_steps: int | None = 1000, **kwargs):
         super().__init__(**kwargs)
         self.set_sampling(steps=steps, solver=solver)
         if not 0 <= sigma_min < 1:
@@ -147,9 +159,10 @@ class FlowMatching(GenerativeModel):
             self.velocity, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
         self.head = head
         self.nll_batches = nll_batches
-        if nll_samples is not None and nll_samples < 1:
-            raise ValueError(f"model.nll_samples must be >= 1 or null, got {nll_samples}")
+        if nll_samples is not None and nll_samples < 0:
+            raise ValueError(f"model.nll_samples must be >= 0 or null, got {nll_samples}")
         self.nll_samples = nll_samples
+        self.nll_max_steps = nll_max_steps
 
     def set_sampling(self, steps: int | None = None, solver: str | None = None) -> None:
         """Changes the fixed-step solver of ``sample`` and the export module (after training too)."""
@@ -176,7 +189,8 @@ class FlowMatching(GenerativeModel):
             return net(xt, t.expand(xt.shape[0]), c)
 
         exact = math.prod(self.shape) <= self.exact_trace_max_dim
-        return ode_log_prob(v, y, exact, rtol=self.nll_tol, atol=self.nll_tol) + self.transform.log_abs_det_jacobian(x)
+        lp = ode_log_prob(v, y, exact, rtol=self.nll_tol, atol=self.nll_tol, max_steps=self.nll_max_steps)
+        return lp + self.transform.log_abs_det_jacobian(x)
 
     def pair(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         """``x0`` reordered so that row ``i`` goes with ``x1[i]`` by the batch's OT assignment."""
@@ -209,8 +223,14 @@ class FlowMatching(GenerativeModel):
         self.log_step({"loss": loss.detach()})
 
     def validation_step(self, batch, batch_idx):
-        if self.nll_batches is None or batch_idx < self.nll_batches:
-            super().validation_step(batch, batch_idx)
+        if self.nll_batches is not None and batch_idx >= self.nll_batches:
+            return
+        x, c = batch
+        with torch.no_grad():
+            c = None if c is None else self.cond_transform.inverse(c)  # the batch is in model space
+            lp = self.log_prob(self.transform.inverse(x), c)
+        if torch.isfinite(lp).all():  # else the solver stopped at nll_max_steps: nothing to log
+            self.log("val/nll", -lp.mean(), prog_bar=False, batch_size=len(x))
 
     def param_groups(self):
         return [("velocity", list(self.velocity.parameters()), None)]

@@ -189,6 +189,9 @@ class GenerativeModel(L.LightningModule):
 
     # -- the contract -------------------------------------------------------------------------
     has_likelihood = False
+    #: Held-out events whose likelihood the final evaluation's ``nll`` averages (the first ones;
+    #: ``None``: all; 0: none): a family whose likelihood is costly (an ODE solve) sets it.
+    nll_samples: int | None = None
     can_reconstruct = False
 
     def export_module(self) -> Sampler:
@@ -419,12 +422,15 @@ class GenerativeModel(L.LightningModule):
 
     # -- evaluation -----------------------------------------------------------------------------
     def validation_step(self, batch, batch_idx):
-        x, c = batch
         if self.has_likelihood:
-            with torch.no_grad():
-                c = None if c is None else self.cond_transform.inverse(c)  # the batch is in model space
-                nll = -self.log_prob(self.transform.inverse(x), c).mean()
-            self.log("val/nll", nll, prog_bar=False, batch_size=len(x))
+            self.log("val/nll", self.batch_nll(batch), prog_bar=False, batch_size=len(batch[0]))
+
+    def batch_nll(self, batch) -> torch.Tensor:
+        """Mean negative log-likelihood of a model-space batch ``(x, c)``, in data space (nats per sample)."""
+        x, c = batch
+        with torch.no_grad():
+            c = None if c is None else self.cond_transform.inverse(c)  # the batch is in model space
+            return -self.log_prob(self.transform.inverse(x), c).mean()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["gentwin"] = dict(self.build_info, shape=list(self.shape), cond_dim=self.cond_dim)

@@ -225,12 +225,9 @@ class FlowMatching(GenerativeModel):
     def validation_step(self, batch, batch_idx):
         if self.nll_batches is not None and batch_idx >= self.nll_batches:
             return
-        x, c = batch
-        with torch.no_grad():
-            c = None if c is None else self.cond_transform.inverse(c)  # the batch is in model space
-            lp = self.log_prob(self.transform.inverse(x), c)
-        if torch.isfinite(lp).all():  # else the solver stopped at nll_max_steps: nothing to log
-            self.log("val/nll", -lp.mean(), prog_bar=False, batch_size=len(x))
+        nll = self.batch_nll(batch)
+        if torch.isfinite(nll):  # else the solver stopped at nll_max_steps: nothing to log
+            self.log("val/nll", nll, prog_bar=False, batch_size=len(batch[0]))
 
     def param_groups(self):
         return [("velocity", list(self.velocity.parameters()), None)]

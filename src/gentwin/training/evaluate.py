@@ -88,8 +88,8 @@ def evaluate(model, dm, entries: dict, figures: bool = True, seed: int | None = 
     if finite.sum() >= 2:
         metrics = run_metrics(entries, real_props, dm.properties(fake[keep], c_kept), dm.conditions(c_kept),
                               second)
-    m = getattr(model, "nll_samples", None)  # a costly likelihood (an ODE solve): the first m events, 0: none
-    if model.has_likelihood and m != 0:  # flows exactly, VAEs through the ELBO bound: nats per sample
+    if model.has_likelihood and model.nll_samples != 0:  # flows exactly, VAEs through the ELBO bound: nats
+        m = model.nll_samples  # per sample; a costly likelihood (an ODE solve): the first m events
         with torch.no_grad():
             x = torch.as_tensor(real[:m], dtype=torch.float32, device=model.device)
             cx = None if c is None else c[:m].to(model.device)
